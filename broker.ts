@@ -1,0 +1,76 @@
+#!/usr/bin/env bun
+/**
+ * bunmq entry point: parse flags, load and validate the config, start the
+ * broker, stop cleanly on SIGINT/SIGTERM. No protocol logic lives here.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "./lib/config.ts";
+import { log, setLogLevel } from "./lib/log.ts";
+import { startBroker } from "./lib/server.ts";
+
+const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--log-level LEVEL]
+
+  --config FILE      JSON config (see config.example.json); flags override it
+  --host HOST        address of the first listener (default 127.0.0.1;
+                     use 0.0.0.0 to listen on all interfaces)
+  --port PORT        port of the first listener (default 1883; 0 = any free port)
+  --log-level LEVEL  error | warn | info | debug (default info)
+  --help             print this help`;
+
+function main(): void {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        config: { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "log-level": { type: "string" },
+        help: { type: "boolean" },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    console.error(`bunmq: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  let config;
+  try {
+    const port = args.port === undefined ? undefined : /^\d+$/.test(args.port) ? Number(args.port) : (args.port as unknown as number);
+    config = loadConfig(args.config, { host: args.host, port, logLevel: args["log-level"] });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`bunmq: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  setLogLevel(config.logLevel);
+  startBroker(config).then(
+    (running) => {
+      for (const a of running.addresses) {
+        const host = a.host.includes(":") ? `[${a.host}]` : a.host;
+        console.log(`bunmq listening on mqtt://${host}:${a.port}`);
+      }
+      if (running.addresses.every((a) => a.host === "127.0.0.1" || a.host === "::1" || a.host === "localhost")) {
+        console.log("(loopback only; use --host 0.0.0.0 to listen on all interfaces)");
+      }
+      const shutdown = (signal: string) => {
+        log.info("shutting down", { signal });
+        running.stop().then(() => process.exit(0));
+      };
+      process.once("SIGINT", () => shutdown("SIGINT"));
+      process.once("SIGTERM", () => shutdown("SIGTERM"));
+    },
+    (err: Error) => {
+      console.error(`bunmq: cannot listen: ${err.message}`);
+      process.exit(1);
+    },
+  );
+}
+
+main();

@@ -1,0 +1,42 @@
+/**
+ * @module auth
+ * Basic authentication from the config: anonymous access on or off, and
+ * users with a plain-text password or a `Bun.password` hash (argon2/bcrypt).
+ * Hashes are verified asynchronously so a slow hash never blocks the event
+ * loop; the CONNECT waits (its connection holds later packets) meanwhile.
+ * Returns a v5 reason code: 0 accepts.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { Config } from "./config.ts";
+import { RC } from "./protocol/reason-codes.ts";
+
+export class Authenticator {
+  private readonly users: Map<string, string>;
+  private readonly allowAnonymous: boolean;
+
+  constructor(cfg: Config["auth"]) {
+    this.allowAnonymous = cfg.allowAnonymous;
+    this.users = new Map(cfg.users.map((u) => [u.username, u.password]));
+  }
+
+  /** 0 to accept, else the reason code (0x86 bad credentials, 0x87 not authorized). */
+  check(username: string | undefined, password: Buffer | undefined): number | Promise<number> {
+    if (username === undefined) {
+      return this.allowAnonymous && password === undefined ? 0 : RC.NOT_AUTHORIZED;
+    }
+    const stored = this.users.get(username);
+    if (stored === undefined) {
+      // Known users only, unless anonymous access is open and no password was offered.
+      return this.allowAnonymous && this.users.size === 0 && password === undefined ? 0 : RC.BAD_USER_NAME_OR_PASSWORD;
+    }
+    if (password === undefined) return RC.BAD_USER_NAME_OR_PASSWORD;
+    if (stored.startsWith("$argon2") || stored.startsWith("$2")) {
+      return Bun.password.verify(password.toString("utf8"), stored).then(
+        (ok) => (ok ? 0 : RC.BAD_USER_NAME_OR_PASSWORD),
+        () => RC.BAD_USER_NAME_OR_PASSWORD,
+      );
+    }
+    const a = Buffer.from(stored, "utf8");
+    return a.length === password.length && timingSafeEqual(a, password) ? 0 : RC.BAD_USER_NAME_OR_PASSWORD;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * @module config
+ * The configuration schema (zod, strict: unknown keys are errors), its
+ * defaults (they live here and nowhere else), and `loadConfig`, which merges a
+ * JSON file with command-line overrides and validates the result. Every limit
+ * that protects memory has a finite default.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const Listener = z.strictObject({
+  /** Address to bind; "0.0.0.0" or "::" listens on all interfaces. */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** TCP port; 0 picks a free one (the real port is printed). */
+  port: int(0, 65535).default(1883),
+});
+
+const Limits = z.strictObject({
+  /** Largest packet accepted (fixed header included); also told to v5 clients. */
+  maxPacketSize: int(64, 268_435_460).default(1024 * 1024),
+  /** Concurrent connections; more are closed at accept. */
+  maxConnections: int(1, 10_000_000).default(100_000),
+  /** A socket that sends no CONNECT within this time is closed. */
+  connectTimeoutMs: int(100, 3_600_000).default(10_000),
+  /** Longest Client Identifier accepted (the spec requires at least 23). */
+  maxClientIdLength: int(23, 65535).default(256),
+  /** Most levels in a topic name or filter. */
+  maxTopicLevels: int(1, 65535).default(128),
+  /** Unacknowledged QoS 1/2 messages in flight to one client (v5: also capped by its Receive Maximum). */
+  maxInflight: int(1, 65535).default(64),
+  /** Receive Maximum told to v5 clients: unacknowledged QoS 2 messages a client may have in flight to us. */
+  receiveMaximum: int(1, 65535).default(256),
+  /** Messages queued per session (offline, or beyond the in-flight window); newer ones are dropped and counted. */
+  maxQueuedMessages: int(1, 10_000_000).default(1000),
+  /** Bytes of payload queued per session; newer messages are dropped and counted. */
+  maxQueuedBytes: int(1024, 2 ** 40).default(64 * 1024 * 1024),
+  /** Largest Keep Alive accepted; v5 clients asking for more (or 0) are told this value as Server Keep Alive. */
+  maxKeepalive: int(1, 65535).default(65535),
+  /** Cap on Session Expiry Interval in seconds (v5), and the expiry of 3.1.1 persistent sessions. */
+  maxSessionExpiry: int(0, 0xffffffff).default(7 * 24 * 3600),
+  /** Topic Alias Maximum told to v5 clients (0 disables inbound aliases). */
+  topicAliasMaximum: int(0, 65535).default(64),
+  /** Output bytes a connection may have pending; beyond it QoS 0 messages to it are dropped. */
+  maxPendingOutput: int(16 * 1024, 2 ** 32).default(4 * 1024 * 1024),
+  /** A client whose output does not drain for this long is disconnected. */
+  drainTimeoutMs: int(100, 3_600_000).default(30_000),
+  /** Subscriptions one session may hold; more are refused in SUBACK (v5 0x97). */
+  maxSubscriptionsPerSession: int(1, 10_000_000).default(10_000),
+  /** Retained messages kept; beyond it new retained topics are refused (kept as live messages only). */
+  maxRetainedMessages: int(0, 100_000_000).default(1_000_000),
+});
+
+const Persistence = z.strictObject({
+  /** SQLite file, or ":memory:" to keep state in memory only. */
+  path: z.string().min(1).default(":memory:"),
+  /** "ack": acknowledge only what is committed; "interval": commit every flushIntervalMs. */
+  durability: z.enum(["ack", "interval"]).default("ack"),
+  flushIntervalMs: int(10, 3_600_000).default(1000),
+  synchronous: z.enum(["normal", "full"]).default("normal"),
+});
+
+const User = z.strictObject({
+  username: z.string().min(1),
+  /** Plain text, or a hash from Bun.password.hash (argon2 / bcrypt), verified off the event loop. */
+  password: z.string(),
+});
+
+const Auth = z.strictObject({
+  /** Accept clients that send no user name. */
+  allowAnonymous: z.boolean().default(true),
+  users: z.array(User).default([]),
+});
+
+export const ConfigSchema = z.strictObject({
+  listeners: z.array(Listener).min(1).default([{ host: "127.0.0.1", port: 1883 }]),
+  logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  limits: Limits.default(() => Limits.parse({})),
+  persistence: Persistence.default(() => Persistence.parse({})),
+  auth: Auth.default(() => Auth.parse({})),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** A config that failed validation; `message` names each offending field path. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Validate a config object; defaults fill everything left out. */
+export function parseConfig(input: unknown, source = "config"): Config {
+  const result = ConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => {
+      const path = i.path.length ? i.path.join(".") : "(root)";
+      return `  ${path}: ${i.message}`;
+    });
+    throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
+  }
+  return deepFreeze(result.data);
+}
+
+/** Command-line overrides; each replaces the matching field of the file. */
+export interface Overrides {
+  host?: string;
+  port?: number;
+  logLevel?: string;
+  data?: string;
+}
+
+/** Read `path` (if given), apply `overrides`, validate. */
+export function loadConfig(path: string | undefined, overrides: Overrides = {}): Config {
+  let raw: Record<string, unknown> = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new ConfigError(`config file ${path} must hold a JSON object`);
+    }
+  }
+  if (overrides.host !== undefined || overrides.port !== undefined) {
+    const listeners = Array.isArray(raw.listeners) ? [...raw.listeners] : [{}];
+    const first = { ...(listeners[0] as object) } as Record<string, unknown>;
+    if (overrides.host !== undefined) first.host = overrides.host;
+    if (overrides.port !== undefined) first.port = overrides.port;
+    listeners[0] = first;
+    raw = { ...raw, listeners };
+  }
+  if (overrides.logLevel !== undefined) raw = { ...raw, logLevel: overrides.logLevel };
+  if (overrides.data !== undefined) {
+    raw = { ...raw, persistence: { ...(raw.persistence as object), path: overrides.data } };
+  }
+  return parseConfig(raw, path ?? "config");
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,235 @@
+/**
+ * @module handlers/connect
+ * CONNECT: validate (what mqtt-packet does not), authenticate, then accept —
+ * take over any live connection with the same Client ID, resume or discard
+ * the session, CONNACK, re-send what was in flight.
+ *
+ * Takeover (3.1.1 [MQTT-3.1.4-2], 5 [MQTT-3.1.4-3]) happens for every
+ * accepted CONNECT whatever Clean Session / Clean Start says, and only after
+ * validation and authentication passed: a refused CONNECT never kicks anyone.
+ * The old connection is detached synchronously before the new one attaches,
+ * so its later socket-close can no longer reach the session.
+ */
+import { randomBytes } from "node:crypto";
+import { type Connection, State } from "../connection.ts";
+import { log } from "../log.ts";
+import type { QoS } from "../message.ts";
+import { type ConnectPacket, decodeConnect, type Packet, rawConnectLevel } from "../protocol/codec.ts";
+import { CONNECT_PROPS, checkProps, encodePassThrough, WILL_PROPS } from "../protocol/properties.ts";
+import { MqttError, RC, V3_CONNACK } from "../protocol/reason-codes.ts";
+import { checkDecodedString, topicNameError } from "../protocol/validate.ts";
+import { Session, type Will } from "../session.ts";
+
+/** Decode a CONNECT frame; an unsupported protocol level gets CONNACK 0x01 in 3.1.1 form ([MQTT-3.1.2-2]). */
+export function onConnectFrame(conn: Connection, frame: Buffer): void {
+  let packet: ConnectPacket;
+  try {
+    packet = decodeConnect(frame);
+  } catch (err) {
+    if (err instanceof MqttError && /protocol version/i.test(err.message)) {
+      const level = rawConnectLevel(frame);
+      log.debug("unsupported protocol level", { remote: conn.remote, level });
+      conn.version = 4;
+      conn.refuse(RC.UNSUPPORTED_PROTOCOL_VERSION);
+      return;
+    }
+    throw err;
+  }
+  handleConnect(conn, packet);
+}
+
+export function handleConnect(conn: Connection, p: ConnectPacket): void {
+  const broker = conn.broker;
+  const lim = broker.limits;
+  const version = p.protocolVersion ?? 4;
+  conn.version = version;
+  conn.v5 = version === 5;
+  // Protocol name and level go together: "MQIsdp"/3, "MQTT"/4, "MQTT"/5 (3.1.1 [MQTT-3.1.2-1], [MQTT-3.1.2-2]).
+  if ((p.protocolId === "MQIsdp") !== (version === 3)) {
+    conn.version = 4;
+    conn.v5 = false;
+    throw new MqttError(RC.UNSUPPORTED_PROTOCOL_VERSION, `protocol name ${p.protocolId} with level ${version}`);
+  }
+  checkDecodedString(p.clientId, "client identifier"); // [MQTT-3.1.3-4], [MQTT-1.5.3-1]
+  if (p.username !== undefined) checkDecodedString(p.username, "user name"); // [MQTT-3.1.3-11] 3.1.1
+  // 3.1.1 needs a user name for a password ([MQTT-3.1.2-22]); v5 allows a password alone.
+  if (!conn.v5 && p.password !== undefined && p.username === undefined) {
+    throw new MqttError(RC.MALFORMED_PACKET, "password without user name");
+  }
+  const props = p.properties as Record<string, unknown> | undefined;
+  if (conn.v5) {
+    checkProps(props, CONNECT_PROPS, "CONNECT");
+    if (props?.receiveMaximum === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Receive Maximum 0");
+    if (props?.maximumPacketSize === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Maximum Packet Size 0");
+    if (props?.authenticationData !== undefined && props.authenticationMethod === undefined) {
+      throw new MqttError(RC.PROTOCOL_ERROR, "Authentication Data without Authentication Method");
+    }
+  }
+  const will = p.will ? parseWill(conn, p.will as WillPacket, lim.maxTopicLevels) : null;
+
+  // Client identifier rules.
+  let clientId = p.clientId;
+  let assigned = false;
+  if (clientId.length === 0) {
+    // 3.1 requires 1–23 characters; 3.1.1 allows an empty id only with Clean Session = 1 ([MQTT-3.1.3-8]);
+    // v5 accepts it with either Clean Start and returns an Assigned Client Identifier ([MQTT-3.1.3-6/7] 5).
+    if (version === 3 || (version === 4 && !p.clean)) {
+      throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, "empty client identifier");
+    }
+    clientId = generateClientId(conn);
+    assigned = conn.v5;
+  } else if (Buffer.byteLength(clientId, "utf8") > lim.maxClientIdLength) {
+    throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, "client identifier too long"); // [MQTT-3.1.3-9] 3.1.1
+  }
+  conn.clientId = clientId;
+
+  // Keep alive: v5 clients are told our maximum as Server Keep Alive ([MQTT-3.2.2-21]); 3.1.x clients above it are refused.
+  const ka = p.keepalive ?? 0;
+  let serverKeepAlive: number | undefined;
+  if (ka > lim.maxKeepalive || (ka === 0 && lim.maxKeepalive < 65535)) {
+    if (!conn.v5) throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, `keep alive ${ka} above the maximum ${lim.maxKeepalive}`);
+    serverKeepAlive = lim.maxKeepalive;
+  }
+  conn.keepalive = serverKeepAlive ?? ka;
+
+  if (conn.v5 && props?.authenticationMethod !== undefined) {
+    // Enhanced authentication is not offered: [MQTT-4.12.0-1].
+    throw new MqttError(RC.BAD_AUTHENTICATION_METHOD, `authentication method ${String(props.authenticationMethod)} not supported`);
+  }
+
+  const verdict = broker.auth.check(p.username, p.password);
+  if (typeof verdict === "number") {
+    if (verdict !== 0) throw new MqttError(verdict, "authentication failed");
+    accept(conn, p, clientId, assigned, will, serverKeepAlive);
+    return;
+  }
+  // Slow hash: hold later frames until the verdict ([MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5).
+  conn.state = State.Connecting;
+  verdict.then((code) => {
+    if (conn.state !== State.Connecting) return;
+    try {
+      if (code !== 0) {
+        conn.refuse(code);
+      } else {
+        conn.state = State.New;
+        accept(conn, p, clientId, assigned, will, serverKeepAlive);
+        conn.releaseHeld();
+      }
+    } catch (err) {
+      conn.fail(err);
+    }
+    broker.endBatch();
+  });
+}
+
+type WillPacket = NonNullable<ConnectPacket["will"]> & { properties?: Record<string, unknown> };
+
+function parseWill(conn: Connection, w: WillPacket, maxLevels: number): Will {
+  const qos = w.qos ?? 0;
+  if (qos > 2) throw new MqttError(RC.MALFORMED_PACKET, "Will QoS 3"); // 3.1.1 [MQTT-3.1.2-14], 5 [MQTT-3.1.2-12]
+  checkDecodedString(w.topic, "will topic"); // [MQTT-3.1.3-10] 3.1.1
+  const bad = topicNameError(w.topic, maxLevels);
+  if (bad !== 0) throw new MqttError(bad === RC.MALFORMED_PACKET ? bad : RC.TOPIC_NAME_INVALID, "invalid will topic");
+  const props = w.properties;
+  let delay = 0;
+  let expiry = -1;
+  if (conn.v5 && props) {
+    checkProps(props, WILL_PROPS, "will properties");
+    delay = (props.willDelayInterval as number | undefined) ?? 0;
+    expiry = (props.messageExpiryInterval as number | undefined) ?? -1;
+    if (typeof props.responseTopic === "string" && topicNameError(props.responseTopic, maxLevels) !== 0) {
+      throw new MqttError(RC.PROTOCOL_ERROR, "invalid will Response Topic");
+    }
+  }
+  const payload = typeof w.payload === "string" ? Buffer.from(w.payload) : Buffer.from(w.payload);
+  return {
+    topic: w.topic,
+    payload,
+    qos: qos as QoS,
+    retain: !!w.retain,
+    props: conn.v5 ? encodePassThrough(props) : null,
+    delay,
+    expiry,
+  };
+}
+
+function generateClientId(conn: Connection): string {
+  // Unique among existing sessions ([MQTT-3.2.2-16] 5).
+  for (;;) {
+    const id = `bunmq-${randomBytes(8).toString("hex")}`;
+    if (!conn.broker.sessions.has(id)) return id;
+  }
+}
+
+/** Steps of an accepted CONNECT, in the order of 3.1.1 §3.1.4 / 5 §3.1.4. */
+function accept(conn: Connection, p: ConnectPacket, clientId: string, assigned: boolean, will: Will | null, serverKeepAlive: number | undefined): void {
+  const broker = conn.broker;
+  const lim = broker.limits;
+  const props = p.properties as Record<string, unknown> | undefined;
+
+  // 1. Takeover: the existing connection goes, whatever the clean flag (3.1.1 [MQTT-3.1.4-2], 5 [MQTT-3.1.4-3]).
+  //    v5 gets DISCONNECT 0x8E first; its will follows the normal rules (3.1.1 [MQTT-3.1.2-8]).
+  let session = broker.sessions.get(clientId);
+  const old = session?.conn;
+  if (old && old !== conn) {
+    log.info("session taken over", { client: clientId, old: old.remote, new: conn.remote });
+    old.close(RC.SESSION_TAKEN_OVER, true, "session taken over");
+    session = broker.sessions.get(clientId); // a non-persistent session ended with its connection
+  }
+
+  // 2. Clean Session / Clean Start: discard or resume (3.1.1 [MQTT-3.1.2-4/6], 5 [MQTT-3.1.2-4/5/6]).
+  if (session && p.clean) {
+    broker.endSession(session);
+    session = undefined;
+  }
+  const sessionPresent = session !== undefined; // 3.1.1 [MQTT-3.2.2-1..3], 5 [MQTT-3.2.2-2/3]
+  if (!session) {
+    session = new Session(clientId);
+    broker.sessions.set(clientId, session);
+  }
+  session.version = conn.version as 3 | 4 | 5;
+  let expiry: number;
+  let expiryTold: number | undefined;
+  if (conn.v5) {
+    const asked = (props?.sessionExpiryInterval as number | undefined) ?? 0;
+    expiry = Math.min(asked, lim.maxSessionExpiry);
+    if (expiry !== asked) expiryTold = expiry; // v5 §3.2.2.3.2: the server's value applies and is told
+  } else {
+    expiry = p.clean ? 0 : lim.maxSessionExpiry;
+  }
+  session.expiryInterval = expiry;
+  session.will = will; // a new connection replaces (and so cancels) any pending will ([MQTT-3.1.3-9] 5)
+
+  // Per-connection limits the client told us (v5 §4.9: not session state).
+  conn.sendWindow = Math.min(lim.maxInflight, (props?.receiveMaximum as number | undefined) ?? 65535);
+  conn.maxOutPacket = (props?.maximumPacketSize as number | undefined) ?? 268_435_460;
+  conn.problemInfo = props?.requestProblemInformation !== false;
+  conn.aliasesIn = null;
+
+  broker.attach(conn, session);
+
+  // 3. CONNACK (the first packet we send, [MQTT-3.2.0-1]).
+  conn.state = State.Active;
+  conn.connackSent = true;
+  if (conn.v5) {
+    const ackProps: Record<string, unknown> = {
+      receiveMaximum: lim.receiveMaximum,
+      maximumPacketSize: lim.maxPacketSize,
+      topicAliasMaximum: lim.topicAliasMaximum,
+      retainAvailable: true,
+      wildcardSubscriptionAvailable: true,
+      subscriptionIdentifiersAvailable: true,
+      sharedSubscriptionAvailable: true,
+    };
+    if (assigned) ackProps.assignedClientIdentifier = clientId; // [MQTT-3.2.2-16]
+    if (expiryTold !== undefined) ackProps.sessionExpiryInterval = expiryTold;
+    if (serverKeepAlive !== undefined) ackProps.serverKeepAlive = serverKeepAlive;
+    conn.sendPacket({ cmd: "connack", sessionPresent, reasonCode: RC.SUCCESS, properties: ackProps } as Packet);
+  } else {
+    conn.sendPacket({ cmd: "connack", sessionPresent, returnCode: V3_CONNACK.ACCEPTED } as Packet);
+  }
+  log.debug("client connected", { client: clientId, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
+
+  // 4. Re-send what was in flight, then the queue.
+  if (sessionPresent) broker.resume(session, conn);
+}

@@ -1,0 +1,74 @@
+/**
+ * @module handlers/publish
+ * Inbound PUBLISH: resolve the v5 Topic Alias, validate the topic, take
+ * ownership (retain, route), acknowledge by QoS ([MQTT-3.3.4-1]). QoS 2 is
+ * de-duplicated on the packet id until PUBREL (3.1.1 [MQTT-4.3.3-2],
+ * 5 [MQTT-4.3.3-10]): a repeat is answered with PUBREC and not routed again.
+ */
+import type { Connection } from "../connection.ts";
+import { Message } from "../message.ts";
+import { PUBACK, PUBREC, type PublishFields, writeAck } from "../protocol/fast-codec.ts";
+import { MqttError, RC } from "../protocol/reason-codes.ts";
+import { topicNameError } from "../protocol/validate.ts";
+
+export function handlePublish(conn: Connection, f: PublishFields): void {
+  const broker = conn.broker;
+  const s = conn.session!;
+  const v5 = conn.v5;
+  let topic = f.topic;
+  if (f.alias !== 0) {
+    // v5 §3.3.2.3.4: alias above our Topic Alias Maximum is 0x94 ([MQTT-3.3.2-9]);
+    // an empty topic with an unbound alias is a Protocol Error.
+    if (f.alias > broker.limits.topicAliasMaximum) throw new MqttError(RC.TOPIC_ALIAS_INVALID, `Topic Alias ${f.alias} above maximum`);
+    if (topic.length === 0) {
+      const bound = conn.aliasesIn?.[f.alias];
+      if (bound === undefined) throw new MqttError(RC.PROTOCOL_ERROR, `Topic Alias ${f.alias} is not bound`);
+      topic = bound;
+    } else {
+      const bad = topicNameError(topic, broker.limits.maxTopicLevels);
+      if (bad !== 0) throw new MqttError(bad, "invalid topic name");
+      (conn.aliasesIn ??= [])[f.alias] = topic;
+    }
+  } else {
+    // Non-empty, no wildcards, no U+0000 ([MQTT-4.7.3-1], [MQTT-3.3.2-2], [MQTT-4.7.3-2]).
+    const bad = topicNameError(topic, broker.limits.maxTopicLevels);
+    if (bad !== 0) throw new MqttError(bad, topic.length === 0 ? "empty topic name" : "invalid topic name");
+  }
+
+  const qos = f.qos;
+  const id = f.packetId;
+  if (qos === 2) {
+    if (s.inboundQos2.has(id)) {
+      writeAck(conn.out, PUBREC, id, 0, v5); // exactly once: answer again, do not route again
+      conn.markDirty();
+      return;
+    }
+    // More unreleased QoS 2 messages than our Receive Maximum: v5 §3.3.4 DISCONNECT 0x93.
+    if (s.inboundQos2.size >= broker.limits.receiveMaximum) {
+      throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL");
+    }
+  }
+
+  // Clients may not inject broker status topics (v5 §4.7.2: $ topics are the server's).
+  if (topic.startsWith("$SYS")) {
+    if (qos > 0) {
+      writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, v5 ? RC.NOT_AUTHORIZED : 0, v5);
+      conn.markDirty();
+    }
+    return;
+  }
+
+  // A kept message must not pin the socket chunk: copy what outlives this batch (DESIGN.md 7).
+  const keep = qos > 0 || f.retain;
+  const payload = keep ? Buffer.from(f.payload) : f.payload;
+  const props = f.props !== null && keep ? Buffer.from(f.props) : f.props;
+  const now = broker.now();
+  const msg = new Message(topic, payload, qos, f.retain, props, f.expiry >= 0 ? now + f.expiry * 1000 : 0, conn.clientId);
+  if (qos === 2) s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
+  const reached = broker.publish(msg);
+  if (qos > 0) {
+    // [MQTT-4.3.2-4] / [MQTT-4.3.3-8] 5: ack with the same packet id; 0x10 tells a v5 client nobody matched.
+    writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, v5 && reached === 0 ? RC.NO_MATCHING_SUBSCRIBERS : 0, v5);
+    conn.markDirty();
+  }
+}

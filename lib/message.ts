@@ -1,0 +1,63 @@
+/**
+ * @module message
+ * An application message as the broker holds it: routed once, shared by every
+ * subscriber's delivery, queue entry and in-flight slot (never copied per
+ * subscriber).
+ */
+
+export type QoS = 0 | 1 | 2;
+
+export class Message {
+  /** UTF-8 bytes of `topic`, made on first encode and shared afterwards. */
+  topicBytes: Buffer | null = null;
+  /** Row id in the store once persisted (0 = not stored). */
+  storeId = 0;
+  /** How many store rows reference it; lets the store drop unreferenced payloads. */
+  storeRefs = 0;
+
+  constructor(
+    readonly topic: string,
+    /** Owned bytes (never a view into a socket chunk once the message is kept). */
+    public payload: Buffer,
+    readonly qos: QoS,
+    /** The publisher's RETAIN flag. */
+    readonly retain: boolean,
+    /**
+     * v5 properties forwarded unchanged, already encoded in their original
+     * order: Payload Format Indicator, Content Type, Response Topic,
+     * Correlation Data, User Properties ([MQTT-3.3.2-4], [MQTT-3.3.2-15..18]).
+     * Never contains Topic Alias, Message Expiry or Subscription Identifier:
+     * those are per hop and written by the encoder.
+     */
+    public props: Buffer | null,
+    /** Absolute expiry in ms since the epoch; 0 = never ([MQTT-3.3.2-5]). */
+    readonly expiresAt: number,
+    /** Client id of the publisher ("" for the broker), for No Local. */
+    readonly origin: string,
+  ) {}
+
+  expired(now: number): boolean {
+    return this.expiresAt !== 0 && now >= this.expiresAt;
+  }
+
+  bytesOfTopic(): Buffer {
+    return (this.topicBytes ??= Buffer.from(this.topic, "utf8"));
+  }
+}
+
+/** One pending or in-flight delivery of a message to one session. */
+export class Delivery {
+  /** 0 = not yet sent; set when it enters the in-flight window. */
+  packetId = 0;
+  /** false: awaiting PUBACK/PUBREC; true: PUBREL sent, awaiting PUBCOMP. */
+  released = false;
+  /** Monotonic order within the session, for in-order resend on resume. */
+  seq = 0;
+
+  constructor(
+    readonly msg: Message,
+    readonly qos: QoS,
+    readonly retain: boolean,
+    readonly subIds: readonly number[] | null,
+  ) {}
+}

@@ -1,0 +1,412 @@
+/**
+ * @module fast-codec
+ * Hand-written decoders and encoders for the hot packets: PUBLISH, PUBACK,
+ * PUBREC, PUBREL, PUBCOMP, PINGREQ/PINGRESP. mqtt-packet stays the reference:
+ * tests/unit/fast-codec.test.ts checks these byte for byte against it.
+ *
+ * Decoders read one complete frame (`buf[start..end)` is the variable header
+ * and payload) and throw `MqttError` on malformed input. Encoders write into
+ * a connection's `Output` without allocating.
+ */
+import type { Delivery, Message, QoS } from "../message.ts";
+import type { Output } from "./output.ts";
+import { MqttError, RC } from "./reason-codes.ts";
+import { decodeUtf8 } from "./validate.ts";
+
+export const PUBLISH = 3;
+export const PUBACK = 4;
+export const PUBREC = 5;
+export const PUBREL = 6;
+export const PUBCOMP = 7;
+
+// v5 property identifiers used on the hot path.
+const P_PAYLOAD_FORMAT = 0x01;
+const P_MESSAGE_EXPIRY = 0x02;
+const P_CONTENT_TYPE = 0x03;
+const P_RESPONSE_TOPIC = 0x08;
+const P_CORRELATION_DATA = 0x09;
+const P_SUBSCRIPTION_ID = 0x0b;
+const P_REASON_STRING = 0x1f;
+const P_TOPIC_ALIAS = 0x23;
+const P_USER_PROPERTY = 0x26;
+
+/** Size in bytes of a Variable Byte Integer. */
+export function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
+}
+
+function writeVarint(b: Buffer, pos: number, n: number): number {
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n > 0) byte |= 0x80;
+    b[pos++] = byte;
+  } while (n > 0);
+  return pos;
+}
+
+/** Read a Variable Byte Integer; returns -1 when it runs past `end` or exceeds 4 bytes. */
+let varintEnd = 0;
+function readVarint(buf: Buffer, pos: number, end: number): number {
+  let value = 0;
+  let mul = 1;
+  for (let i = 0; i < 4; i++) {
+    if (pos >= end) return -1;
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) {
+      varintEnd = pos;
+      return value;
+    }
+    mul *= 128;
+  }
+  return -1;
+}
+
+function malformed(msg: string): never {
+  throw new MqttError(RC.MALFORMED_PACKET, msg);
+}
+
+function protocolError(msg: string): never {
+  throw new MqttError(RC.PROTOCOL_ERROR, msg);
+}
+
+/** Fields of an inbound PUBLISH; one shared instance, valid until the next decode. */
+export interface PublishFields {
+  topic: string;
+  qos: QoS;
+  retain: boolean;
+  dup: boolean;
+  packetId: number;
+  payload: Buffer;
+  /** v5 pass-through properties (a view into the frame), or null. */
+  props: Buffer | null;
+  /** Message Expiry Interval in seconds, or -1 when absent. */
+  expiry: number;
+  /** Inbound Topic Alias, or 0 when absent. */
+  alias: number;
+  /** Payload Format Indicator (0 when absent). */
+  pfi: number;
+}
+
+const pub: PublishFields = {
+  topic: "",
+  qos: 0,
+  retain: false,
+  dup: false,
+  packetId: 0,
+  payload: Buffer.alloc(0),
+  props: null,
+  expiry: -1,
+  alias: 0,
+  pfi: 0,
+};
+
+/**
+ * Decode a PUBLISH frame. `flags` is the low nibble of the fixed header.
+ * Checks: QoS 3 ([MQTT-3.3.1-4]), DUP on QoS 0 ([MQTT-3.3.1-2], treated as
+ * malformed), packet id 0 (3.1.1 [MQTT-2.3.1-1], 5 [MQTT-2.2.1-3]), UTF-8 of the
+ * topic ([MQTT-3.3.2-1]), v5 property ids, types, duplicates and placement
+ * (a client may not send a Subscription Identifier, [MQTT-3.3.4-6]).
+ */
+export function decodePublish(buf: Buffer, start: number, end: number, flags: number, v5: boolean): PublishFields {
+  const qos = (flags >> 1) & 3;
+  if (qos === 3) malformed("PUBLISH with QoS 3"); // [MQTT-3.3.1-4]
+  const dup = (flags & 8) !== 0;
+  if (dup && qos === 0) malformed("PUBLISH QoS 0 with DUP set"); // [MQTT-3.3.1-2]
+  let p = start;
+  if (p + 2 > end) malformed("PUBLISH too short for topic length");
+  const tlen = (buf[p]! << 8) | buf[p + 1]!;
+  p += 2;
+  if (p + tlen > end) malformed("PUBLISH topic runs past the packet");
+  pub.topic = tlen === 0 ? "" : decodeUtf8(buf, p, p + tlen);
+  p += tlen;
+  pub.packetId = 0;
+  if (qos > 0) {
+    if (p + 2 > end) malformed("PUBLISH too short for packet identifier");
+    pub.packetId = (buf[p]! << 8) | buf[p + 1]!;
+    p += 2;
+    if (pub.packetId === 0) protocolError("PUBLISH with packet identifier 0");
+  }
+  pub.props = null;
+  pub.expiry = -1;
+  pub.alias = 0;
+  pub.pfi = 0;
+  if (v5) p = decodePublishProps(buf, p, end);
+  pub.qos = qos as QoS;
+  pub.retain = (flags & 1) !== 0;
+  pub.dup = dup;
+  pub.payload = buf.subarray(p, end);
+  return pub;
+}
+
+function readString(buf: Buffer, p: number, end: number): number {
+  if (p + 2 > end) malformed("property string runs past the packet");
+  const n = (buf[p]! << 8) | buf[p + 1]!;
+  if (p + 2 + n > end) malformed("property string runs past the packet");
+  decodeUtf8(buf, p + 2, p + 2 + n);
+  return p + 2 + n;
+}
+
+function decodePublishProps(buf: Buffer, p: number, end: number): number {
+  const len = readVarint(buf, p, end);
+  if (len < 0) malformed("bad property length");
+  p = varintEnd;
+  const pend = p + len;
+  if (pend > end) malformed("properties run past the packet");
+  const pstart = p;
+  let seen = 0; // bit set of single-valued properties already seen
+  let cut = false; // true when alias or expiry must be removed from the pass-through bytes
+  let keep: number[] | null = null; // [start, end) pairs of pass-through entries when cut
+  while (p < pend) {
+    const id = buf[p]!;
+    const s = p++;
+    let bit = 0;
+    let pass = true;
+    switch (id) {
+      case P_PAYLOAD_FORMAT: {
+        if (p + 1 > pend) malformed("property runs past its section");
+        const v = buf[p++]!;
+        if (v > 1) malformed("Payload Format Indicator must be 0 or 1");
+        pub.pfi = v;
+        bit = 1;
+        break;
+      }
+      case P_MESSAGE_EXPIRY:
+        if (p + 4 > pend) malformed("property runs past its section");
+        pub.expiry = buf.readUInt32BE(p);
+        p += 4;
+        bit = 2;
+        pass = false;
+        break;
+      case P_CONTENT_TYPE:
+        p = readString(buf, p, pend);
+        bit = 4;
+        break;
+      case P_RESPONSE_TOPIC: {
+        if (p + 2 > pend) malformed("property runs past its section");
+        const n = (buf[p]! << 8) | buf[p + 1]!;
+        if (p + 2 + n > pend) malformed("property runs past its section");
+        const t = decodeUtf8(buf, p + 2, p + 2 + n);
+        // A Response Topic is a topic name: no wildcards [MQTT-3.3.2-14]
+        if (t.length === 0 || t.includes("+") || t.includes("#")) protocolError("invalid Response Topic");
+        p += 2 + n;
+        bit = 8;
+        break;
+      }
+      case P_CORRELATION_DATA: {
+        if (p + 2 > pend) malformed("property runs past its section");
+        const n = (buf[p]! << 8) | buf[p + 1]!;
+        if (p + 2 + n > pend) malformed("property runs past its section");
+        p += 2 + n;
+        bit = 16;
+        break;
+      }
+      case P_TOPIC_ALIAS:
+        if (p + 2 > pend) malformed("property runs past its section");
+        pub.alias = (buf[p]! << 8) | buf[p + 1]!;
+        if (pub.alias === 0) throw new MqttError(RC.TOPIC_ALIAS_INVALID, "Topic Alias 0"); // [MQTT-3.3.2-8]
+        p += 2;
+        bit = 32;
+        pass = false;
+        break;
+      case P_USER_PROPERTY: // [MQTT-1.5.7-1]: both halves are UTF-8 strings
+        p = readString(buf, p, pend);
+        p = readString(buf, p, pend);
+        break;
+      case P_SUBSCRIPTION_ID:
+        protocolError("a client PUBLISH must not carry a Subscription Identifier"); // [MQTT-3.3.4-6]
+      default:
+        malformed(`property 0x${id.toString(16)} is not allowed in PUBLISH`);
+    }
+    if (bit !== 0) {
+      if (seen & bit) protocolError(`property 0x${id.toString(16)} appears twice`);
+      seen |= bit;
+    }
+    if (!pass) {
+      if (!cut) {
+        cut = true;
+        keep = s > pstart ? [pstart, s] : [];
+      }
+    } else if (cut) {
+      keep!.push(s, p);
+    }
+  }
+  if (!cut) {
+    pub.props = len > 0 ? buf.subarray(pstart, pend) : null;
+  } else if (keep!.length > 0) {
+    let total = 0;
+    for (let i = 0; i < keep!.length; i += 2) total += keep![i + 1]! - keep![i]!;
+    const out = Buffer.allocUnsafe(total);
+    let o = 0;
+    for (let i = 0; i < keep!.length; i += 2) o += buf.copy(out, o, keep![i]!, keep![i + 1]!);
+    pub.props = out;
+  }
+  return pend;
+}
+
+/** Result of decoding an ack; shared, valid until the next decode. */
+export const ack = { packetId: 0, reason: 0 };
+
+const PUBACK_REC_CODES = new Set([0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]);
+const PUBREL_COMP_CODES = new Set([0x00, 0x92]);
+
+/**
+ * Decode PUBACK / PUBREC / PUBREL / PUBCOMP. Fixed-header flags must be 0
+ * (PUBREL: 0010, [MQTT-3.6.1-1]); 3.1.1 remaining length is exactly 2; v5
+ * reason codes must come from the packet's table ([MQTT-3.4.2-1] etc.).
+ */
+export function decodeAck(type: number, buf: Buffer, start: number, end: number, flags: number, v5: boolean): typeof ack {
+  if (flags !== (type === PUBREL ? 2 : 0)) malformed("invalid fixed-header flags"); // [MQTT-2.2.2-1]
+  const len = end - start;
+  if (len < 2 || (!v5 && len !== 2)) malformed("invalid acknowledgement length");
+  ack.packetId = (buf[start]! << 8) | buf[start + 1]!;
+  if (ack.packetId === 0) protocolError("packet identifier 0");
+  ack.reason = 0;
+  if (len > 2) {
+    ack.reason = buf[start + 2]!;
+    const codes = type === PUBACK || type === PUBREC ? PUBACK_REC_CODES : PUBREL_COMP_CODES;
+    if (!codes.has(ack.reason)) malformed(`invalid reason code 0x${ack.reason.toString(16)}`);
+    if (len > 3) checkAckProps(buf, start + 3, end);
+  }
+  return ack;
+}
+
+/** Acks may carry only Reason String and User Properties. */
+function checkAckProps(buf: Buffer, p: number, end: number): void {
+  const len = readVarint(buf, p, end);
+  if (len < 0) malformed("bad property length");
+  p = varintEnd;
+  if (p + len !== end) malformed("property length does not match the packet");
+  let reasonSeen = false;
+  while (p < end) {
+    const id = buf[p++]!;
+    if (id === P_REASON_STRING) {
+      if (reasonSeen) protocolError("Reason String appears twice");
+      reasonSeen = true;
+      p = readString(buf, p, end);
+    } else if (id === P_USER_PROPERTY) {
+      p = readString(buf, p, end);
+      p = readString(buf, p, end);
+    } else {
+      malformed(`property 0x${id.toString(16)} is not allowed in an acknowledgement`);
+    }
+  }
+}
+
+/** Write PUBACK / PUBREC / PUBREL / PUBCOMP. v5 omits the reason code when it is 0x00. */
+export function writeAck(out: Output, type: number, packetId: number, reason: number, v5: boolean): void {
+  const withCode = v5 && reason !== 0;
+  const pos = out.reserve(5);
+  const b = out.buf;
+  b[pos] = (type << 4) | (type === PUBREL ? 2 : 0);
+  b[pos + 1] = withCode ? 3 : 2;
+  b[pos + 2] = packetId >> 8;
+  b[pos + 3] = packetId & 0xff;
+  if (withCode) b[pos + 4] = reason;
+  out.len = pos + (withCode ? 5 : 4);
+}
+
+export function writePingResp(out: Output): void {
+  const pos = out.reserve(2);
+  out.buf[pos] = 0xd0;
+  out.buf[pos + 1] = 0;
+  out.len = pos + 2;
+}
+
+/**
+ * Encode one PUBLISH of `msg` into `out`. Returns false, writing nothing,
+ * when the packet would exceed `maxSize` (the client's v5 Maximum Packet Size:
+ * [MQTT-3.1.2-24], the caller treats the message as delivered, [MQTT-3.1.2-25]).
+ * v5 properties: Message Expiry is rewritten to the time left
+ * ([MQTT-3.3.2-6]); Subscription Identifiers of the matching subscriptions
+ * ([MQTT-3.3.4-3]); Topic Alias when `alias` > 0; then the pass-through bytes.
+ */
+export function writePublish(
+  out: Output,
+  msg: Message,
+  v5: boolean,
+  qos: QoS,
+  packetId: number,
+  dup: boolean,
+  retain: boolean,
+  subIds: readonly number[] | null,
+  alias: number,
+  sendTopic: boolean,
+  maxSize: number,
+  now: number,
+): boolean {
+  const topic = sendTopic ? msg.bytesOfTopic() : null;
+  const tlen = topic === null ? 0 : topic.length;
+  let rl = 2 + tlen + (qos > 0 ? 2 : 0) + msg.payload.length;
+  let plen = 0;
+  let expiry = 0;
+  if (v5) {
+    if (msg.expiresAt !== 0) {
+      expiry = Math.max(1, Math.ceil((msg.expiresAt - now) / 1000));
+      plen += 5;
+    }
+    if (subIds !== null) for (let i = 0; i < subIds.length; i++) plen += 1 + varintSize(subIds[i]!);
+    if (alias > 0) plen += 3;
+    if (msg.props !== null) plen += msg.props.length;
+    rl += varintSize(plen) + plen;
+  }
+  const total = 1 + varintSize(rl) + rl;
+  if (total > maxSize) return false;
+  let p = out.reserve(total);
+  const b = out.buf;
+  b[p++] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
+  p = writeVarint(b, p, rl);
+  b[p++] = tlen >> 8;
+  b[p++] = tlen & 0xff;
+  if (topic !== null) {
+    if (tlen < 48) for (let i = 0; i < tlen; i++) b[p + i] = topic[i]!;
+    else b.set(topic, p);
+    p += tlen;
+  }
+  if (qos > 0) {
+    b[p++] = packetId >> 8;
+    b[p++] = packetId & 0xff;
+  }
+  if (v5) {
+    p = writeVarint(b, p, plen);
+    if (expiry !== 0) {
+      b[p] = P_MESSAGE_EXPIRY;
+      b.writeUInt32BE(expiry, p + 1);
+      p += 5;
+    }
+    if (subIds !== null) {
+      for (let i = 0; i < subIds.length; i++) {
+        b[p++] = P_SUBSCRIPTION_ID;
+        p = writeVarint(b, p, subIds[i]!);
+      }
+    }
+    if (alias > 0) {
+      b[p] = P_TOPIC_ALIAS;
+      b[p + 1] = alias >> 8;
+      b[p + 2] = alias & 0xff;
+      p += 3;
+    }
+    if (msg.props !== null) {
+      b.set(msg.props, p);
+      p += msg.props.length;
+    }
+  }
+  const payload = msg.payload;
+  if (payload.length < 48) for (let i = 0; i < payload.length; i++) b[p + i] = payload[i]!;
+  else b.set(payload, p);
+  out.len = p + payload.length;
+  return true;
+}
+
+/** Convenience for a queued/in-flight delivery. */
+export function writeDelivery(
+  out: Output,
+  d: Delivery,
+  v5: boolean,
+  dup: boolean,
+  maxSize: number,
+  now: number,
+): boolean {
+  return writePublish(out, d.msg, v5, d.qos, d.packetId, dup, d.retain, d.subIds, 0, true, maxSize, now);
+}

@@ -1,0 +1,141 @@
+/**
+ * @module retained
+ * Retained messages, one per topic, in a trie of topic levels so that a
+ * subscribe-time lookup walks only the branches its filter can match (no
+ * scan of every retained topic). Same `$` rule as the subscription trie:
+ * a filter starting with a wildcard never matches a `$` topic ([MQTT-4.7.2-1]).
+ * Expired messages are dropped when met ([MQTT-3.3.2-5], v5 §3.3.1.3).
+ */
+import type { Message } from "./message.ts";
+
+class RNode {
+  children: Map<string, RNode> | null = null;
+  msg: Message | null = null;
+  constructor(
+    readonly parent: RNode | null,
+    readonly key: string,
+  ) {}
+}
+
+export class RetainedStore {
+  private readonly root = new RNode(null, "");
+  size = 0;
+
+  get(topic: string): Message | null {
+    let node: RNode | undefined = this.root;
+    for (const level of topic.split("/")) {
+      node = node.children?.get(level);
+      if (!node) return null;
+    }
+    return node.msg;
+  }
+
+  /** Store or replace ([MQTT-3.3.1-5]); returns the previous message. */
+  set(msg: Message): Message | null {
+    let node = this.root;
+    for (const level of msg.topic.split("/")) {
+      node.children ??= new Map();
+      let next = node.children.get(level);
+      if (!next) node.children.set(level, (next = new RNode(node, level)));
+      node = next;
+    }
+    const prev = node.msg;
+    node.msg = msg;
+    if (!prev) this.size++;
+    return prev;
+  }
+
+  /** Remove the topic's retained message ([MQTT-3.3.1-10] 3.1.1 / [MQTT-3.3.1-6] 5). */
+  delete(topic: string): Message | null {
+    let node: RNode | undefined = this.root;
+    for (const level of topic.split("/")) {
+      node = node.children?.get(level);
+      if (!node) return null;
+    }
+    const prev = node.msg;
+    if (prev) {
+      node.msg = null;
+      this.size--;
+      this.prune(node);
+    }
+    return prev;
+  }
+
+  /**
+   * Every unexpired retained message matching `filter` (without `$share/`),
+   * in topic-tree order. Expired ones met on the way are removed and passed
+   * to `onExpired`.
+   */
+  match(filter: string, now: number, onExpired?: (m: Message) => void): Message[] {
+    const out: Message[] = [];
+    const expired: RNode[] = [];
+    this.walk(this.root, filter.split("/"), 0, true, now, out, expired);
+    for (const node of expired) {
+      const m = node.msg!;
+      node.msg = null;
+      this.size--;
+      this.prune(node);
+      onExpired?.(m);
+    }
+    return out;
+  }
+
+  /** Every retained message (for persistence snapshots and tests). */
+  all(): Message[] {
+    const out: Message[] = [];
+    const stack: RNode[] = [this.root];
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (n.msg) out.push(n.msg);
+      if (n.children) for (const c of n.children.values()) stack.push(c);
+    }
+    return out;
+  }
+
+  private walk(node: RNode, levels: string[], i: number, root: boolean, now: number, out: Message[], expired: RNode[]): void {
+    if (i === levels.length) {
+      take(node, now, out, expired);
+      return;
+    }
+    const level = levels[i]!;
+    if (level === "#") {
+      // `#` matches the parent level too, then every descendant.
+      if (!root) take(node, now, out, expired);
+      this.all_(node, root, now, out, expired);
+      return;
+    }
+    if (!node.children) return;
+    if (level === "+") {
+      for (const [key, child] of node.children) {
+        if (root && key.charCodeAt(0) === 0x24) continue;
+        this.walk(child, levels, i + 1, false, now, out, expired);
+      }
+      return;
+    }
+    const child = node.children.get(level);
+    if (child) this.walk(child, levels, i + 1, false, now, out, expired);
+  }
+
+  private all_(node: RNode, root: boolean, now: number, out: Message[], expired: RNode[]): void {
+    if (!node.children) return;
+    for (const [key, child] of node.children) {
+      if (root && key.charCodeAt(0) === 0x24) continue;
+      take(child, now, out, expired);
+      this.all_(child, false, now, out, expired);
+    }
+  }
+
+  private prune(node: RNode): void {
+    while (node.parent && !node.msg && (!node.children || node.children.size === 0)) {
+      node.parent.children!.delete(node.key);
+      node = node.parent;
+    }
+  }
+}
+
+function take(node: RNode, now: number, out: Message[], expired: RNode[]): void {
+  const m = node.msg;
+  if (!m) return;
+  if (m.expired(now)) expired.push(node);
+  else out.push(m);
+}

@@ -1,0 +1,52 @@
+/**
+ * @module server
+ * Assembles a running broker from a config: the `Broker`, one TCP listener
+ * per configured address and the housekeeping timer. `stop()` closes
+ * listeners and clients (v5: DISCONNECT 0x8B). Used by broker.ts and by the
+ * tests, which start brokers in-process on port 0.
+ */
+import type { TCPSocketListener } from "bun";
+import { Broker } from "./broker.ts";
+import type { Config } from "./config.ts";
+import type { Connection } from "./connection.ts";
+import { startListener } from "./listener.ts";
+
+/** Housekeeping period: timeouts resolve to within this much. */
+const TICK_MS = 250;
+
+export interface RunningBroker {
+  broker: Broker;
+  /** host:port actually bound, one per listener (port 0 resolved). */
+  addresses: { host: string; port: number }[];
+  /** The first listener's port. */
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startBroker(config: Config): Promise<RunningBroker> {
+  const broker = new Broker(config);
+  const listeners: TCPSocketListener<Connection>[] = [];
+  try {
+    for (const l of config.listeners) listeners.push(startListener(l, broker));
+  } catch (err) {
+    for (const l of listeners) l.stop(true);
+    throw err;
+  }
+  const timer = setInterval(() => broker.tick(), TICK_MS);
+  let stopped = false;
+  return {
+    broker,
+    addresses: listeners.map((l, i) => ({ host: config.listeners[i]!.host, port: l.port })),
+    port: listeners[0]!.port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      for (const l of listeners) l.stop(false);
+      broker.closeAll();
+      // Let the final DISCONNECTs leave before the sockets are torn down.
+      await Bun.sleep(20);
+      for (const l of listeners) l.stop(true);
+    },
+  };
+}

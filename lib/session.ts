@@ -1,0 +1,169 @@
+/**
+ * @module session
+ * `Session`: the durable state of one Client ID, which outlives connections
+ * (3.1.1 §3.1.2.4, v5 §4.1): subscriptions, outbound deliveries in flight
+ * (by packet id) and queued, inbound QoS 2 packet ids awaiting PUBREL, the
+ * will, and expiry. It holds no socket: `conn` is only the attach point the
+ * broker sets while a connection is live, so routing can reach it.
+ */
+import type { Connection } from "./connection.ts";
+import type { Delivery, QoS } from "./message.ts";
+import type { Subscription } from "./topic-tree.ts";
+
+export interface Will {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  /** v5 pass-through properties, encoded (see Message.props). */
+  props: Buffer | null;
+  /** Will Delay Interval in seconds (v5), 0 = publish at once. */
+  delay: number;
+  /** Message Expiry Interval for the published will in seconds, -1 = none. */
+  expiry: number;
+}
+
+/**
+ * Outbound in-flight deliveries keyed by packet id, in a power-of-two slot
+ * array (PERFORMANCE.md: a Map here halves QoS 1 throughput). Packet ids are
+ * handed out in sequence and never reuse one that is still in flight
+ * (3.1.1 [MQTT-2.3.1-4], 5 [MQTT-2.2.1-4]).
+ */
+export class InflightTable {
+  private slots: (Delivery | undefined)[] = new Array(16).fill(undefined);
+  private mask = 15;
+  count = 0;
+  private lastId = 0;
+
+  get(id: number): Delivery | undefined {
+    const d = this.slots[id & this.mask];
+    return d !== undefined && d.packetId === id ? d : undefined;
+  }
+
+  /** A free packet id (not in flight). */
+  nextId(): number {
+    if (this.count * 2 >= this.slots.length) this.grow();
+    for (;;) {
+      const id = (this.lastId % 65535) + 1;
+      this.lastId = id;
+      if (this.slots[id & this.mask] === undefined) return id;
+    }
+  }
+
+  /** Put a delivery whose `packetId` is set (new, or restored from the store). */
+  add(d: Delivery): void {
+    while (this.slots[d.packetId & this.mask] !== undefined || this.count * 2 >= this.slots.length) this.grow();
+    this.slots[d.packetId & this.mask] = d;
+    this.count++;
+  }
+
+  remove(id: number): Delivery | undefined {
+    const i = id & this.mask;
+    const d = this.slots[i];
+    if (d === undefined || d.packetId !== id) return undefined;
+    this.slots[i] = undefined;
+    this.count--;
+    return d;
+  }
+
+  /** All in-flight deliveries in the order they were first sent. */
+  ordered(): Delivery[] {
+    const out: Delivery[] = [];
+    for (const d of this.slots) if (d !== undefined) out.push(d);
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  clear(): void {
+    this.slots = new Array(16).fill(undefined);
+    this.mask = 15;
+    this.count = 0;
+  }
+
+  private grow(): void {
+    if (this.slots.length >= 65536) throw new Error("in-flight table full");
+    const old = this.slots;
+    this.slots = new Array(old.length * 2).fill(undefined);
+    this.mask = this.slots.length - 1;
+    for (const d of old) if (d !== undefined) this.slots[d.packetId & this.mask] = d;
+  }
+}
+
+/** FIFO of deliveries waiting for the in-flight window or for the client to return. */
+export class DeliveryQueue {
+  private items: (Delivery | undefined)[] = [];
+  private head = 0;
+  bytes = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(d: Delivery): void {
+    this.items.push(d);
+    this.bytes += d.msg.payload.length;
+  }
+
+  peek(): Delivery | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): Delivery | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const d = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    if (d) this.bytes -= d.msg.payload.length;
+    return d;
+  }
+
+  toArray(): Delivery[] {
+    return this.items.slice(this.head) as Delivery[];
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
+export class Session {
+  /** The live connection, set by Broker.attach/detach only. */
+  conn: Connection | null = null;
+  readonly subs = new Map<string, Subscription<Session>>();
+  readonly inflight = new InflightTable();
+  readonly queue = new DeliveryQueue();
+  /** Inbound QoS 2 packet ids received and not yet released by PUBREL. */
+  readonly inboundQos2 = new Set<number>();
+  will: Will | null = null;
+  /** Session Expiry Interval in seconds; 0 = ends with the connection. */
+  expiryInterval = 0;
+  /** When an offline session expires (ms since epoch), 0 while connected or never. */
+  expiresAt = 0;
+  /** When a delayed will is due (ms since epoch), 0 when none is pending. */
+  willAt = 0;
+  /** Protocol version of the last connection. */
+  version: 3 | 4 | 5 = 4;
+  /** Next delivery sequence number (order of first send). */
+  seq = 0;
+  /** Messages dropped because the queue was full. */
+  dropped = 0;
+  /** Set once the session is discarded; late references must not act on it. */
+  ended = false;
+  /** Routing scratch: the route pass that last reached this session, and its index. */
+  routeMark = 0;
+  routeIndex = 0;
+
+  constructor(readonly id: string) {}
+
+  /** True when the session outlives its connection (3.1.1 clean = 0, v5 expiry > 0). */
+  get persistent(): boolean {
+    return this.expiryInterval > 0;
+  }
+}
