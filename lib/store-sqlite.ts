@@ -1,0 +1,308 @@
+/**
+ * @module store-sqlite
+ * `SqliteStore`: the durable `Store` on bun:sqlite, modelled on mosquitto's
+ * persist-sqlite plugin. WAL journal; every statement prepared once; writes
+ * go into one open transaction that the broker commits once per batch (group
+ * commit, before that batch's acks are written) or, in "interval" mode, on a
+ * timer. A payload is stored once in `messages` and referenced by every
+ * delivery row and by `retained`; the broker counts references and deletes a
+ * message row when the last one goes. A `schema_version` table guards
+ * against opening a newer or foreign database.
+ */
+import { Database, type Statement } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { QoS } from "./message.ts";
+import type { Will } from "./session.ts";
+import type { Snapshot, Store, StoredDelivery, StoredMessage, StoredSession, StoredSubscription } from "./store.ts";
+
+export const SCHEMA_VERSION = 1;
+
+/** The database cannot be used: newer schema, not a bunmq file, corrupt, unwritable. */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL, props BLOB, expires_at INTEGER NOT NULL, origin TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message_id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+  client_id TEXT PRIMARY KEY, version INTEGER NOT NULL, expiry_interval INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, connected INTEGER NOT NULL,
+  will_topic TEXT, will_payload BLOB, will_qos INTEGER, will_retain INTEGER, will_props BLOB,
+  will_delay INTEGER, will_expiry INTEGER, will_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subscriptions (
+  client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
+  rap INTEGER NOT NULL, rh INTEGER NOT NULL, sub_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, filter)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+  client_id TEXT NOT NULL, seq INTEGER NOT NULL, message_id INTEGER NOT NULL, packet_id INTEGER NOT NULL,
+  qos INTEGER NOT NULL, retain INTEGER NOT NULL, released INTEGER NOT NULL, sub_ids TEXT,
+  PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbound (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;
+`;
+
+type Row = Record<string, unknown>;
+
+export interface SqliteOptions {
+  synchronous: "normal" | "full";
+}
+
+export class SqliteStore implements Store {
+  readonly description: string;
+  private readonly db: Database;
+  private inTx = false;
+  private readonly s: Record<string, Statement>;
+
+  constructor(path: string, opts: SqliteOptions = { synchronous: "normal" }) {
+    this.description = `sqlite:${path}`;
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path, { create: true });
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec(`PRAGMA synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
+      this.db.exec("PRAGMA foreign_keys = OFF");
+      this.checkSchema();
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`);
+    }
+    const q = (sql: string) => this.db.prepare(sql);
+    this.s = {
+      begin: q("BEGIN"),
+      commit: q("COMMIT"),
+      addMessage: q("INSERT INTO messages (topic, payload, qos, retain, props, expires_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+      deleteMessage: q("DELETE FROM messages WHERE id = ?"),
+      saveSession: q(
+        `INSERT OR REPLACE INTO sessions (client_id, version, expiry_interval, expires_at, connected,
+          will_topic, will_payload, will_qos, will_retain, will_props, will_delay, will_expiry, will_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      deleteSession: q("DELETE FROM sessions WHERE client_id = ?"),
+      deleteSessionSubs: q("DELETE FROM subscriptions WHERE client_id = ?"),
+      deleteSessionDeliveries: q("DELETE FROM deliveries WHERE client_id = ?"),
+      deleteSessionInbound: q("DELETE FROM inbound WHERE client_id = ?"),
+      saveSub: q("INSERT OR REPLACE INTO subscriptions (client_id, filter, qos, no_local, rap, rh, sub_id) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+      deleteSub: q("DELETE FROM subscriptions WHERE client_id = ? AND filter = ?"),
+      setRetained: q("INSERT OR REPLACE INTO retained (topic, message_id) VALUES (?, ?)"),
+      deleteRetained: q("DELETE FROM retained WHERE topic = ?"),
+      saveDelivery: q(
+        "INSERT OR REPLACE INTO deliveries (client_id, seq, message_id, packet_id, qos, retain, released, sub_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      deleteDelivery: q("DELETE FROM deliveries WHERE client_id = ? AND seq = ?"),
+      addInbound: q("INSERT OR IGNORE INTO inbound (client_id, packet_id) VALUES (?, ?)"),
+      deleteInbound: q("DELETE FROM inbound WHERE client_id = ? AND packet_id = ?"),
+    };
+  }
+
+  private checkSchema(): void {
+    const tables = this.db.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+    const names = new Set(tables.map((t) => t.name));
+    if (names.size > 0 && !names.has("schema_version")) {
+      throw new StoreError("the database was not created by bunmq (no schema_version table); refusing to use it");
+    }
+    if (names.has("schema_version")) {
+      const row = this.db.query("SELECT max(version) AS v FROM schema_version").get() as { v: number | null };
+      const v = row.v ?? 0;
+      if (v > SCHEMA_VERSION) {
+        throw new StoreError(`the database has schema version ${v}, newer than this bunmq supports (${SCHEMA_VERSION}); upgrade bunmq or use another file`);
+      }
+      if (v === SCHEMA_VERSION) return;
+    }
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA);
+      this.db.exec("DELETE FROM schema_version");
+      this.db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(SCHEMA_VERSION);
+    })();
+  }
+
+  private tx(): void {
+    if (!this.inTx) {
+      this.s.begin!.run();
+      this.inTx = true;
+    }
+  }
+
+  addMessage(m: Omit<StoredMessage, "id">): number {
+    this.tx();
+    const r = this.s.addMessage!.run(m.topic, m.payload, m.qos, m.retain ? 1 : 0, m.props, m.expiresAt, m.origin);
+    return Number(r.lastInsertRowid);
+  }
+
+  deleteMessage(id: number): void {
+    this.tx();
+    this.s.deleteMessage!.run(id);
+  }
+
+  saveSession(x: StoredSession): void {
+    this.tx();
+    const w = x.will;
+    this.s.saveSession!.run(
+      x.clientId,
+      x.version,
+      x.expiryInterval,
+      x.expiresAt,
+      x.connected ? 1 : 0,
+      w?.topic ?? null,
+      w?.payload ?? null,
+      w?.qos ?? null,
+      w ? (w.retain ? 1 : 0) : null,
+      w?.props ?? null,
+      w?.delay ?? null,
+      w?.expiry ?? null,
+      x.willAt,
+    );
+  }
+
+  deleteSession(clientId: string): void {
+    this.tx();
+    this.s.deleteSession!.run(clientId);
+    this.s.deleteSessionSubs!.run(clientId);
+    this.s.deleteSessionDeliveries!.run(clientId);
+    this.s.deleteSessionInbound!.run(clientId);
+  }
+
+  saveSubscription(x: StoredSubscription): void {
+    this.tx();
+    this.s.saveSub!.run(x.clientId, x.filter, x.qos, x.noLocal ? 1 : 0, x.rap ? 1 : 0, x.rh, x.subId);
+  }
+
+  deleteSubscription(clientId: string, filter: string): void {
+    this.tx();
+    this.s.deleteSub!.run(clientId, filter);
+  }
+
+  setRetained(topic: string, messageId: number): void {
+    this.tx();
+    this.s.setRetained!.run(topic, messageId);
+  }
+
+  deleteRetained(topic: string): void {
+    this.tx();
+    this.s.deleteRetained!.run(topic);
+  }
+
+  saveDelivery(d: StoredDelivery): void {
+    this.tx();
+    this.s.saveDelivery!.run(d.clientId, d.seq, d.messageId, d.packetId, d.qos, d.retain ? 1 : 0, d.released ? 1 : 0, d.subIds ? d.subIds.join(",") : null);
+  }
+
+  deleteDelivery(clientId: string, seq: number): void {
+    this.tx();
+    this.s.deleteDelivery!.run(clientId, seq);
+  }
+
+  addInbound(clientId: string, packetId: number): void {
+    this.tx();
+    this.s.addInbound!.run(clientId, packetId);
+  }
+
+  deleteInbound(clientId: string, packetId: number): void {
+    this.tx();
+    this.s.deleteInbound!.run(clientId, packetId);
+  }
+
+  commit(): void {
+    if (this.inTx) {
+      this.s.commit!.run();
+      this.inTx = false;
+    }
+  }
+
+  load(): Snapshot {
+    this.commit();
+    // Messages nothing references any more (e.g. after a crash between writes) are dropped first.
+    this.db.exec(
+      "DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM deliveries) AND id NOT IN (SELECT message_id FROM retained)",
+    );
+    const messages = (this.db.query("SELECT * FROM messages ORDER BY id").all() as Row[]).map(
+      (r): StoredMessage => ({
+        id: r.id as number,
+        topic: r.topic as string,
+        payload: toBuffer(r.payload)!,
+        qos: r.qos as QoS,
+        retain: r.retain === 1,
+        props: toBuffer(r.props),
+        expiresAt: r.expires_at as number,
+        origin: r.origin as string,
+      }),
+    );
+    const retained = (this.db.query("SELECT topic, message_id FROM retained").all() as Row[]).map((r) => ({
+      topic: r.topic as string,
+      messageId: r.message_id as number,
+    }));
+    const sessions = (this.db.query("SELECT * FROM sessions").all() as Row[]).map(
+      (r): StoredSession => ({
+        clientId: r.client_id as string,
+        version: r.version as 3 | 4 | 5,
+        expiryInterval: r.expiry_interval as number,
+        expiresAt: r.expires_at as number,
+        connected: r.connected === 1,
+        will:
+          r.will_topic === null
+            ? null
+            : ({
+                topic: r.will_topic as string,
+                payload: toBuffer(r.will_payload) ?? Buffer.alloc(0),
+                qos: r.will_qos as QoS,
+                retain: r.will_retain === 1,
+                props: toBuffer(r.will_props),
+                delay: r.will_delay as number,
+                expiry: r.will_expiry as number,
+              } satisfies Will),
+        willAt: r.will_at as number,
+      }),
+    );
+    const subscriptions = (this.db.query("SELECT * FROM subscriptions").all() as Row[]).map(
+      (r): StoredSubscription => ({
+        clientId: r.client_id as string,
+        filter: r.filter as string,
+        qos: r.qos as QoS,
+        noLocal: r.no_local === 1,
+        rap: r.rap === 1,
+        rh: r.rh as number,
+        subId: r.sub_id as number,
+      }),
+    );
+    const deliveries = (this.db.query("SELECT * FROM deliveries ORDER BY client_id, seq").all() as Row[]).map(
+      (r): StoredDelivery => ({
+        clientId: r.client_id as string,
+        seq: r.seq as number,
+        messageId: r.message_id as number,
+        packetId: r.packet_id as number,
+        qos: r.qos as QoS,
+        retain: r.retain === 1,
+        released: r.released === 1,
+        subIds: r.sub_ids === null ? null : String(r.sub_ids).split(",").map(Number),
+      }),
+    );
+    const inbound = (this.db.query("SELECT client_id, packet_id FROM inbound").all() as Row[]).map((r) => ({
+      clientId: r.client_id as string,
+      packetId: r.packet_id as number,
+    }));
+    return { messages, retained, sessions, subscriptions, deliveries, inbound };
+  }
+
+  close(): void {
+    this.commit();
+    try {
+      this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } finally {
+      this.db.close();
+    }
+  }
+}
+
+function toBuffer(v: unknown): Buffer | null {
+  if (v === null || v === undefined) return null;
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return Buffer.from(String(v));
+}

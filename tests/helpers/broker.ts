@@ -1,0 +1,28 @@
+/**
+ * Start a real broker in-process on 127.0.0.1, port 0, for one test file or
+ * one test. Config overrides are validated by the real schema.
+ */
+import { type ConfigInput, parseConfig } from "../../lib/config.ts";
+import { setLogLevel } from "../../lib/log.ts";
+import { type RunningBroker, startBroker } from "../../lib/server.ts";
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export async function startTestBroker(overrides: DeepPartial<ConfigInput> = {}): Promise<RunningBroker> {
+  const config = parseConfig({
+    ...overrides,
+    listeners: [{ host: "127.0.0.1", port: 0 }],
+    logLevel: (overrides.logLevel as string | undefined) ?? (process.env.BUNMQ_TEST_LOG ?? "error"),
+  });
+  setLogLevel(config.logLevel);
+  return startBroker(config);
+}
+
+/** Wait until `cond()` holds, polling; throws after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 3000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
