@@ -6,14 +6,17 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { log, setLogLevel } from "./lib/log.ts";
-import { startBroker } from "./lib/server.ts";
+import { openStore, startBroker } from "./lib/server.ts";
+import { StoreError } from "./lib/store-sqlite.ts";
 
-const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--log-level LEVEL]
+const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--data PATH] [--log-level LEVEL]
 
   --config FILE      JSON config (see config.example.json); flags override it
   --host HOST        address of the first listener (default 127.0.0.1;
                      use 0.0.0.0 to listen on all interfaces)
   --port PORT        port of the first listener (default 1883; 0 = any free port)
+  --data PATH        SQLite database file (default ./data/bunmq.db);
+                     ":memory:" keeps state in memory only
   --log-level LEVEL  error | warn | info | debug (default info)
   --help             print this help`;
 
@@ -26,6 +29,7 @@ function main(): void {
         host: { type: "string" },
         port: { type: "string" },
         "log-level": { type: "string" },
+        data: { type: "string" },
         help: { type: "boolean" },
       },
       strict: true,
@@ -41,7 +45,7 @@ function main(): void {
   let config;
   try {
     const port = args.port === undefined ? undefined : /^\d+$/.test(args.port) ? Number(args.port) : (args.port as unknown as number);
-    config = loadConfig(args.config, { host: args.host, port, logLevel: args["log-level"] });
+    config = loadConfig(args.config, { host: args.host, port, logLevel: args["log-level"], data: args.data });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`bunmq: ${err.message}`);
@@ -50,12 +54,24 @@ function main(): void {
     throw err;
   }
   setLogLevel(config.logLevel);
-  startBroker(config).then(
+  // Opening the store may fail (newer schema, corrupt file): say so, never half-start.
+  let store;
+  try {
+    store = openStore(config.persistence);
+  } catch (err) {
+    if (err instanceof StoreError) {
+      console.error(`bunmq: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  startBroker(config, store).then(
     (running) => {
       for (const a of running.addresses) {
         const host = a.host.includes(":") ? `[${a.host}]` : a.host;
         console.log(`bunmq listening on mqtt://${host}:${a.port}`);
       }
+      console.log(`state: ${running.broker.store.description} (durability: ${config.persistence.durability})`);
       if (running.addresses.every((a) => a.host === "127.0.0.1" || a.host === "::1" || a.host === "localhost")) {
         console.log("(loopback only; use --host 0.0.0.0 to listen on all interfaces)");
       }
@@ -67,7 +83,7 @@ function main(): void {
       process.once("SIGTERM", () => shutdown("SIGTERM"));
     },
     (err: Error) => {
-      console.error(`bunmq: cannot listen: ${err.message}`);
+      console.error(err instanceof StoreError ? `bunmq: ${err.message}` : `bunmq: cannot start: ${err.message}`);
       process.exit(1);
     },
   );

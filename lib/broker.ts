@@ -16,7 +16,8 @@ import { PUBREL, writeAck, writePublish } from "./protocol/fast-codec.ts";
 import { RC } from "./protocol/reason-codes.ts";
 import { RetainedStore } from "./retained.ts";
 import { Session, type Will } from "./session.ts";
-import { type SharedGroup, type Subscription, TopicTree } from "./topic-tree.ts";
+import { MemoryStore, type Store } from "./store.ts";
+import { type SharedGroup, Subscription, TopicTree } from "./topic-tree.ts";
 
 /** Close a socket that was ended but never closed by its peer after this long. */
 const LINGER_MS = 5000;
@@ -60,13 +61,18 @@ export class Broker {
   private readonly tRap: boolean[] = [];
   private readonly tIds: (readonly number[] | null)[] = [];
 
+  /** Commit the store at the end of every batch, before its acks are written ("ack" durability). */
+  private readonly commitPerBatch: boolean;
+
   constructor(
     readonly config: Config,
+    readonly store: Store = new MemoryStore(),
     /** The clock; injected so tests can drive `tick()`. */
     readonly now: () => number = Date.now,
   ) {
     this.limits = config.limits;
     this.auth = new Authenticator(config.auth);
+    this.commitPerBatch = config.persistence.durability === "ack";
   }
 
   // ---- connections -------------------------------------------------------
@@ -130,6 +136,7 @@ export class Broker {
     }
     s.expiresAt = s.expiryInterval === 0xffffffff ? 0 : now + s.expiryInterval * 1000;
     if (s.expiresAt !== 0 || s.willAt !== 0) this.offline.add(s);
+    this.persistSession(s);
   }
 
   /**
@@ -146,6 +153,7 @@ export class Broker {
     }
     s.ended = true;
     s.willAt = 0;
+    this.unpersistSession(s);
     for (const sub of s.subs.values()) this.topics.remove(sub);
     s.subs.clear();
     s.queue.clear();
@@ -173,15 +181,28 @@ export class Broker {
   /** [MQTT-3.3.1-5]: replace; empty payload deletes and is not stored ([MQTT-3.3.1-10] 3.1.1, [MQTT-3.3.1-6] 5). */
   private retain(msg: Message): void {
     if (msg.payload.length === 0) {
-      this.retained.delete(msg.topic);
+      const prev = this.retained.delete(msg.topic);
+      if (prev !== null) {
+        this.store.deleteRetained(msg.topic);
+        this.unrefMessage(prev);
+      }
       return;
     }
     if (this.retained.size >= this.limits.maxRetainedMessages && this.retained.get(msg.topic) === null) {
       this.countDrop("retained message limit reached; not retained", msg.topic);
       return;
     }
-    this.retained.set(msg);
+    const prev = this.retained.set(msg);
+    this.refMessage(msg);
+    this.store.setRetained(msg.topic, msg.storeId);
+    if (prev !== null) this.unrefMessage(prev);
   }
+
+  /** Drop retained messages found expired ([MQTT-3.3.1-5] 5 §3.3.1.3), with their store rows. */
+  private readonly onRetainedExpired = (m: Message): void => {
+    this.store.deleteRetained(m.topic);
+    this.unrefMessage(m);
+  };
 
   // ---- routing -----------------------------------------------------------
 
@@ -283,6 +304,7 @@ export class Broker {
       }
       const d = new Delivery(msg, qos, retain, subIds);
       if (s.queue.length === 0 && s.inflight.count < conn.sendWindow) {
+        d.seq = s.seq++;
         this.sendNew(s, conn, d, this.now());
         return;
       }
@@ -300,7 +322,9 @@ export class Broker {
       this.countDrop("session queue full; message dropped", s.id);
       return;
     }
+    d.seq = s.seq++;
     q.push(d);
+    if (s.stored) this.storeDelivery(s, d);
   }
 
   /** Give a delivery a packet id, put it in flight and encode it. */
@@ -308,12 +332,26 @@ export class Broker {
     d.packetId = s.inflight.nextId();
     if (!writePublish(conn.out, d.msg, conn.v5, d.qos, d.packetId, false, d.retain, d.subIds, 0, true, conn.maxOutPacket, now)) {
       this.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
+      this.dropDelivery(s, d);
       return;
     }
-    d.seq = s.seq++;
     s.inflight.add(d);
+    if (s.stored) this.storeDelivery(s, d);
     this.messagesOut++;
     conn.markDirty();
+  }
+
+  /** A delivery is finished (acknowledged, expired, refused): forget it. */
+  completeDelivery(s: Session, packetId: number): void {
+    const d = s.inflight.remove(packetId);
+    if (d !== undefined) this.dropDelivery(s, d);
+    this.drainQueue(s);
+  }
+
+  /** PUBREC received: the delivery now waits for PUBCOMP. */
+  releaseDelivery(s: Session, d: Delivery): void {
+    d.released = true;
+    if (d.stored) this.storeDelivery(s, d);
   }
 
   /** Move queued deliveries into the freed in-flight window. Expired ones are dropped ([MQTT-3.3.2-5]). */
@@ -325,7 +363,10 @@ export class Broker {
     const now = this.now();
     while (q.length > 0 && s.inflight.count < conn.sendWindow) {
       const d = q.shift()!;
-      if (d.msg.expired(now)) continue;
+      if (d.msg.expired(now)) {
+        this.dropDelivery(s, d);
+        continue;
+      }
       this.sendNew(s, conn, d, now);
     }
   }
@@ -347,9 +388,103 @@ export class Broker {
 
   /** Deliver the retained messages matching a new subscription, RETAIN = 1 ([MQTT-3.3.1-6] 3.1.1, [MQTT-3.3.1-9] 5). */
   sendRetained(s: Session, sub: Subscription<Session>): void {
-    const msgs = this.retained.match(sub.matchFilter, this.now());
+    const msgs = this.retained.match(sub.matchFilter, this.now(), this.onRetainedExpired);
     const ids = sub.subId !== 0 ? [sub.subId] : null;
     for (const m of msgs) this.deliver(s, m, m.qos < sub.qos ? m.qos : sub.qos, true, ids);
+  }
+
+  // ---- persistence (write-through for sessions that outlive their connection) ----
+
+  /** Write a persistent session's row; a session that is no longer persistent leaves the store. */
+  persistSession(s: Session): void {
+    if (!s.persistent || s.ended) {
+      this.unpersistSession(s);
+      return;
+    }
+    this.store.saveSession({
+      clientId: s.id,
+      version: s.version,
+      expiryInterval: s.expiryInterval,
+      expiresAt: s.expiresAt,
+      connected: s.conn !== null,
+      will: s.will,
+      willAt: s.willAt,
+    });
+    if (!s.stored) {
+      // Becoming stored: write what it already holds.
+      s.stored = true;
+      for (const sub of s.subs.values()) this.storeSubscription(s, sub);
+      for (const d of s.inflight.ordered()) this.storeDelivery(s, d);
+      for (const d of s.queue.toArray()) this.storeDelivery(s, d);
+      for (const id of s.inboundQos2) this.store.addInbound(s.id, id);
+    }
+  }
+
+  /** Remove a session's rows and release its references to stored messages. */
+  unpersistSession(s: Session): void {
+    if (!s.stored) return;
+    s.stored = false;
+    this.store.deleteSession(s.id);
+    for (const d of s.inflight.ordered()) this.unrefDelivery(d);
+    for (const d of s.queue.toArray()) this.unrefDelivery(d);
+  }
+
+  storeSubscription(s: Session, sub: Subscription<Session>): void {
+    this.store.saveSubscription({ clientId: s.id, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, rap: sub.rap, rh: sub.rh, subId: sub.subId });
+  }
+
+  private storeDelivery(s: Session, d: Delivery): void {
+    if (!d.stored) {
+      this.refMessage(d.msg);
+      d.stored = true;
+    }
+    this.store.saveDelivery({
+      clientId: s.id,
+      seq: d.seq,
+      messageId: d.msg.storeId,
+      packetId: d.packetId,
+      qos: d.qos,
+      retain: d.retain,
+      released: d.released,
+      subIds: d.subIds === null ? null : [...d.subIds],
+    });
+  }
+
+  private dropDelivery(s: Session, d: Delivery): void {
+    if (!d.stored) return;
+    this.store.deleteDelivery(s.id, d.seq);
+    this.unrefDelivery(d);
+  }
+
+  private unrefDelivery(d: Delivery): void {
+    if (!d.stored) return;
+    d.stored = false;
+    this.unrefMessage(d.msg);
+  }
+
+  /** Messages are stored once and shared; the last reference deletes the row. */
+  private refMessage(m: Message): void {
+    if (m.storeId === 0) {
+      m.storeId = this.store.addMessage({
+        topic: m.topic,
+        payload: m.payload,
+        qos: m.qos,
+        retain: m.retain,
+        props: m.props,
+        expiresAt: m.expiresAt,
+        origin: m.origin,
+      });
+    }
+    m.storeRefs++;
+  }
+
+  private unrefMessage(m: Message): void {
+    if (m.storeId === 0) return;
+    if (--m.storeRefs <= 0) {
+      this.store.deleteMessage(m.storeId);
+      m.storeId = 0;
+      m.storeRefs = 0;
+    }
   }
 
   private countDrop(why: string, client: string): void {
@@ -364,11 +499,13 @@ export class Broker {
   // ---- batches and time --------------------------------------------------
 
   /**
-   * End a batch (one data callback, timer or close): write every dirty
-   * connection's output once. (The store's group commit goes here, before
-   * the writes, so no ack leaves before what it acknowledges is committed.)
+   * End a batch (one data callback, timer or close): commit the store
+   * ("ack" durability: one group commit, before the writes, so no ack leaves
+   * before what it acknowledges is durable), then write every dirty
+   * connection's output once.
    */
   endBatch(): void {
+    if (this.commitPerBatch) this.store.commit();
     const d = this.dirty;
     if (d.length === 0) return;
     const now = this.now();
@@ -410,6 +547,7 @@ export class Broker {
         s.will = null;
         s.willAt = 0;
         this.publishWill(will, s.id);
+        this.persistSession(s);
       }
       if (s.expiresAt !== 0 && now >= s.expiresAt) {
         log.debug("session expired", { client: s.id });
@@ -419,6 +557,102 @@ export class Broker {
       }
     }
     this.endBatch();
+  }
+
+  /**
+   * Load the store's state at start (DESIGN.md 3: messages, retained,
+   * sessions, subscriptions, deliveries, inbound ids). Sessions whose client
+   * was connected when the broker stopped are treated as disconnected now:
+   * their expiry clock starts and their will is due (after its delay).
+   * Expired sessions and messages are dropped; timers resume with the time
+   * that remains.
+   */
+  restore(): void {
+    const snap = this.store.load();
+    const now = this.now();
+    const msgs = new Map<number, Message>();
+    for (const m of snap.messages) {
+      const msg = new Message(m.topic, m.payload, m.qos, m.retain, m.props, m.expiresAt, m.origin);
+      msg.storeId = m.id;
+      msgs.set(m.id, msg);
+    }
+    for (const r of snap.retained) {
+      const msg = msgs.get(r.messageId);
+      if (!msg || msg.expired(now)) {
+        this.store.deleteRetained(r.topic);
+        continue;
+      }
+      msg.storeRefs++;
+      this.retained.set(msg);
+    }
+    const dueWills: Session[] = [];
+    for (const x of snap.sessions) {
+      const s = new Session(x.clientId);
+      s.version = x.version;
+      s.expiryInterval = x.expiryInterval;
+      s.will = x.will;
+      s.stored = true;
+      if (x.connected) {
+        s.expiresAt = x.expiryInterval === 0xffffffff ? 0 : now + x.expiryInterval * 1000;
+        if (s.will !== null) {
+          if (s.will.delay > 0) s.willAt = now + s.will.delay * 1000;
+          else dueWills.push(s);
+        }
+      } else {
+        s.expiresAt = x.expiresAt;
+        s.willAt = x.will !== null ? x.willAt : 0;
+      }
+      this.sessions.set(s.id, s);
+      this.offline.add(s);
+    }
+    for (const x of snap.subscriptions) {
+      const s = this.sessions.get(x.clientId);
+      if (!s) {
+        this.store.deleteSubscription(x.clientId, x.filter);
+        continue;
+      }
+      const shared = x.filter.startsWith("$share/") ? x.filter.slice(7).split("/") : null;
+      const group = shared ? shared[0]! : null;
+      const matchFilter = shared ? shared.slice(1).join("/") : x.filter;
+      const sub = new Subscription<Session>(s, x.filter, x.qos, x.noLocal, x.rap, x.rh, x.subId, group, matchFilter);
+      s.subs.set(x.filter, sub);
+      this.topics.add(sub);
+    }
+    for (const x of snap.deliveries) {
+      const s = this.sessions.get(x.clientId);
+      const msg = msgs.get(x.messageId);
+      if (!s || !msg) {
+        this.store.deleteDelivery(x.clientId, x.seq);
+        continue;
+      }
+      const d = new Delivery(msg, x.qos, x.retain, x.subIds);
+      d.seq = x.seq;
+      d.packetId = x.packetId;
+      d.released = x.released;
+      d.stored = true;
+      msg.storeRefs++;
+      if (x.seq >= s.seq) s.seq = x.seq + 1;
+      if (d.packetId !== 0) s.inflight.add(d);
+      else if (msg.expired(now)) this.dropDelivery(s, d);
+      else s.queue.push(d);
+    }
+    for (const x of snap.inbound) this.sessions.get(x.clientId)?.inboundQos2.add(x.packetId);
+    for (const s of dueWills) {
+      const will = s.will!;
+      s.will = null;
+      this.publishWill(will, s.id);
+    }
+    for (const s of this.sessions.values()) this.persistSession(s); // connected -> offline, wills taken
+    this.tick(now); // sessions that expired while the broker was down end now
+    this.store.commit();
+    if (snap.sessions.length + snap.retained.length > 0) {
+      log.info("state restored", { from: this.store.description, sessions: this.sessions.size, retained: this.retained.size, queued: snap.deliveries.length });
+    }
+  }
+
+  /** Commit the store ("interval" durability timer; shutdown). */
+  commit(): void {
+    this.store.commit();
   }
 
   stats(): BrokerStats {
@@ -434,13 +668,15 @@ export class Broker {
     };
   }
 
-  /** Close every connection (v5: DISCONNECT 0x8B). Wills are not published on shutdown. */
+  /**
+   * Close every connection (v5: DISCONNECT 0x8B). The server closes without
+   * having received DISCONNECT, so wills are due as for any such close
+   * (v5 §3.1.2.5); delayed wills of persistent sessions stay pending in the
+   * store and resume after a restart.
+   */
   closeAll(): void {
     for (const c of this.connections) {
-      if (c.state !== State.Closed) {
-        c.normalDisconnect = true;
-        c.close(RC.SERVER_SHUTTING_DOWN, false, "server shutting down");
-      }
+      if (c.state !== State.Closed) c.close(RC.SERVER_SHUTTING_DOWN, true, "server shutting down");
     }
     this.endBatch();
   }

@@ -53,8 +53,8 @@ const Limits = z.strictObject({
 });
 
 const Persistence = z.strictObject({
-  /** SQLite file, or ":memory:" to keep state in memory only. */
-  path: z.string().min(1).default(":memory:"),
+  /** SQLite file (created with its directory), or ":memory:" to keep state in memory only. */
+  path: z.string().min(1).default("./data/bunmq.db"),
   /** "ack": acknowledge only what is committed; "interval": commit every flushIntervalMs. */
   durability: z.enum(["ack", "interval"]).default("ack"),
   flushIntervalMs: int(10, 3_600_000).default(1000),

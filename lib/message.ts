@@ -51,8 +51,10 @@ export class Delivery {
   packetId = 0;
   /** false: awaiting PUBACK/PUBREC; true: PUBREL sent, awaiting PUBCOMP. */
   released = false;
-  /** Monotonic order within the session, for in-order resend on resume. */
+  /** Order within the session (assigned when the session takes it), for in-order resend and restore. */
   seq = 0;
+  /** A row for it exists in the store. */
+  stored = false;
 
   constructor(
     readonly msg: Message,

@@ -10,6 +10,9 @@ import { Broker } from "./broker.ts";
 import type { Config } from "./config.ts";
 import type { Connection } from "./connection.ts";
 import { startListener } from "./listener.ts";
+import { log } from "./log.ts";
+import { MemoryStore, type Store } from "./store.ts";
+import { SqliteStore } from "./store-sqlite.ts";
 
 /** Housekeeping period: timeouts resolve to within this much. */
 const TICK_MS = 250;
@@ -23,16 +26,32 @@ export interface RunningBroker {
   stop(): Promise<void>;
 }
 
-export async function startBroker(config: Config): Promise<RunningBroker> {
-  const broker = new Broker(config);
+/** The store for a config: SQLite on a file, or memory for ":memory:". Throws StoreError. */
+export function openStore(p: Config["persistence"]): Store {
+  return p.path === ":memory:" ? new MemoryStore() : new SqliteStore(p.path, { synchronous: p.synchronous });
+}
+
+/** Start a broker. `store` defaults to the one the config names. */
+export async function startBroker(config: Config, store: Store = openStore(config.persistence)): Promise<RunningBroker> {
+  const broker = new Broker(config, store);
+  try {
+    broker.restore();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   const listeners: TCPSocketListener<Connection>[] = [];
   try {
     for (const l of config.listeners) listeners.push(startListener(l, broker));
   } catch (err) {
     for (const l of listeners) l.stop(true);
+    store.close();
     throw err;
   }
   const timer = setInterval(() => broker.tick(), TICK_MS);
+  // "interval" durability: commit on a timer, mosquitto-like; a crash loses at most this window.
+  const flusher =
+    config.persistence.durability === "interval" ? setInterval(() => broker.commit(), config.persistence.flushIntervalMs) : null;
   let stopped = false;
   return {
     broker,
@@ -42,11 +61,17 @@ export async function startBroker(config: Config): Promise<RunningBroker> {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      if (flusher) clearInterval(flusher);
       for (const l of listeners) l.stop(false);
       broker.closeAll();
       // Let the final DISCONNECTs leave before the sockets are torn down.
       await Bun.sleep(20);
       for (const l of listeners) l.stop(true);
+      try {
+        store.close(); // commit + WAL checkpoint
+      } catch (err) {
+        log.error("closing the store failed", { err });
+      }
     },
   };
 }

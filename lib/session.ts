@@ -154,6 +154,8 @@ export class Session {
   seq = 0;
   /** Messages dropped because the queue was full. */
   dropped = 0;
+  /** Its state is written through to the store (it outlives its connection). */
+  stored = false;
   /** Set once the session is discarded; late references must not act on it. */
   ended = false;
   /** Routing scratch: the route pass that last reached this session, and its index. */

@@ -15,8 +15,7 @@ export function handlePubAck(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const d = s.inflight.get(a.packetId);
   if (d === undefined || d.qos !== 1) return; // unknown id: nothing to do
-  s.inflight.remove(a.packetId);
-  conn.broker.drainQueue(s);
+  conn.broker.completeDelivery(s, a.packetId);
 }
 
 /**
@@ -33,11 +32,10 @@ export function handlePubRec(conn: Connection, a: Ack): void {
     return;
   }
   if (a.reason >= 0x80) {
-    s.inflight.remove(a.packetId);
-    conn.broker.drainQueue(s);
+    conn.broker.completeDelivery(s, a.packetId);
     return;
   }
-  d.released = true;
+  conn.broker.releaseDelivery(s, d);
   writeAck(conn.out, PUBREL, a.packetId, 0, conn.v5);
   conn.markDirty();
 }
@@ -47,8 +45,7 @@ export function handlePubComp(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const d = s.inflight.get(a.packetId);
   if (d === undefined || d.qos !== 2 || !d.released) return;
-  s.inflight.remove(a.packetId);
-  conn.broker.drainQueue(s);
+  conn.broker.completeDelivery(s, a.packetId);
 }
 
 /**
@@ -59,6 +56,7 @@ export function handlePubComp(conn: Connection, a: Ack): void {
 export function handlePubRel(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const known = s.inboundQos2.delete(a.packetId);
+  if (known && s.stored) conn.broker.store.deleteInbound(s.id, a.packetId);
   writeAck(conn.out, PUBCOMP, a.packetId, known ? 0 : RC.PACKET_IDENTIFIER_NOT_FOUND, conn.v5);
   conn.markDirty();
 }

@@ -207,6 +207,7 @@ function accept(conn: Connection, p: ConnectPacket, clientId: string, assigned: 
   conn.aliasesIn = null;
 
   broker.attach(conn, session);
+  broker.persistSession(session); // committed before CONNACK leaves (group commit)
 
   // 3. CONNACK (the first packet we send, [MQTT-3.2.0-1]).
   conn.state = State.Active;

@@ -64,7 +64,10 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   const props = f.props !== null && keep ? Buffer.from(f.props) : f.props;
   const now = broker.now();
   const msg = new Message(topic, payload, qos, f.retain, props, f.expiry >= 0 ? now + f.expiry * 1000 : 0, conn.clientId);
-  if (qos === 2) s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
+  if (qos === 2) {
+    s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
+    if (s.stored) broker.store.addInbound(s.id, id);
+  }
   const reached = broker.publish(msg);
   if (qos > 0) {
     // [MQTT-4.3.2-4] / [MQTT-4.3.3-8] 5: ack with the same packet id; 0x10 tells a v5 client nobody matched.

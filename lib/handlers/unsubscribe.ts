@@ -26,6 +26,7 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
     if (sub) {
       s.subs.delete(f);
       broker.topics.remove(sub);
+      if (s.stored) broker.store.deleteSubscription(s.id, f);
       codes.push(RC.SUCCESS);
     } else {
       codes.push(RC.NO_SUBSCRIPTION_EXISTED);

@@ -11,6 +11,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 export async function startTestBroker(overrides: DeepPartial<ConfigInput> = {}): Promise<RunningBroker> {
   const config = parseConfig({
     ...overrides,
+    persistence: { path: ":memory:", ...(overrides.persistence ?? {}) },
     listeners: [{ host: "127.0.0.1", port: 0 }],
     logLevel: (overrides.logLevel as string | undefined) ?? (process.env.BUNMQ_TEST_LOG ?? "error"),
   });

@@ -22,13 +22,27 @@ export interface TestClient {
   end(force?: boolean): Promise<void>;
 }
 
+/**
+ * Connect and wait for CONNACK. The message collector is attached before
+ * the CONNECT is sent: a resumed session's queued messages can arrive in the
+ * same read as CONNACK, before a connectAsync() promise would resolve.
+ */
 export async function connectClient(port: number, opts: IClientOptions = {}): Promise<TestClient> {
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
     reconnectPeriod: 0,
     connectTimeout: 3000,
     ...opts,
   });
-  return wrap(client);
+  const wrapped = wrap(client);
+  await new Promise<void>((resolve, reject) => {
+    client.once("connect", () => resolve());
+    client.once("error", (err) => {
+      client.end(true);
+      reject(err);
+    });
+    client.once("close", () => reject(new Error("connection closed before CONNACK")));
+  });
+  return wrapped;
 }
 
 export function wrap(client: MqttClient): TestClient {
