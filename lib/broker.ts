@@ -45,6 +45,10 @@ export class Broker {
   dirty: Connection[] = [];
   /** Sessions without a connection that have an expiry or a delayed will pending. */
   private readonly offline = new Set<Session>();
+  /** Online sessions whose full queue holds publishers back. */
+  private readonly congested = new Set<Session>();
+  /** The connection whose PUBLISH is being routed (the one to hold back if a queue overflows). */
+  publisher: Connection | null = null;
   /** Connections currently attached to a session. */
   clients = 0;
   messagesIn = 0;
@@ -116,7 +120,9 @@ export class Broker {
     conn.session = null;
     if (s === null || s.conn !== conn) return;
     s.conn = null;
+    s.resend = null;
     this.clients--;
+    this.unblock(s);
     const now = this.now();
     const will = s.will;
     if (will !== null) {
@@ -153,11 +159,13 @@ export class Broker {
     }
     s.ended = true;
     s.willAt = 0;
+    this.unblock(s);
     this.unpersistSession(s);
     for (const sub of s.subs.values()) this.topics.remove(sub);
     s.subs.clear();
     s.queue.clear();
     s.inflight.clear();
+    s.resend = null;
     s.inboundQos2.clear();
     this.offline.delete(s);
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
@@ -303,7 +311,7 @@ export class Broker {
         return;
       }
       const d = new Delivery(msg, qos, retain, subIds);
-      if (s.queue.length === 0 && s.inflight.count < conn.sendWindow) {
+      if (s.queue.length === 0 && s.resend === null && s.inflight.count < conn.sendWindow) {
         d.seq = s.seq++;
         this.sendNew(s, conn, d, this.now());
         return;
@@ -315,12 +323,25 @@ export class Broker {
     if (qos > 0 && s.persistent) this.enqueue(s, new Delivery(msg, qos, retain, subIds));
   }
 
+  /**
+   * Queue a delivery. The queue bound is soft while the session is online:
+   * an acknowledged QoS 1/2 message is not dropped because a connected
+   * subscriber is slow; instead the publisher whose message overflowed it
+   * stops being read (backpressure) until the queue drains to half. At twice
+   * the bound, or while the session is offline, new messages are dropped,
+   * counted and logged (the documented policy for offline queues).
+   */
   private enqueue(s: Session, d: Delivery): void {
     const q = s.queue;
-    if (q.length >= this.limits.maxQueuedMessages || q.bytes + d.msg.payload.length > this.limits.maxQueuedBytes) {
-      s.dropped++;
-      this.countDrop("session queue full; message dropped", s.id);
-      return;
+    const lim = this.limits;
+    const len = d.msg.payload.length;
+    if (q.length >= lim.maxQueuedMessages || q.bytes + len > lim.maxQueuedBytes) {
+      if (s.conn === null || q.length >= 2 * lim.maxQueuedMessages || q.bytes + len > 2 * lim.maxQueuedBytes) {
+        s.dropped++;
+        this.countDrop(s.conn === null ? "offline session queue full; message dropped" : "session queue full; message dropped", s.id);
+        return;
+      }
+      this.block(s, this.publisher);
     }
     d.seq = s.seq++;
     q.push(d);
@@ -345,7 +366,39 @@ export class Broker {
   completeDelivery(s: Session, packetId: number): void {
     const d = s.inflight.remove(packetId);
     if (d !== undefined) this.dropDelivery(s, d);
+    if (s.blockers !== null) s.blockedSince = this.now();
     this.drainQueue(s);
+  }
+
+  /** Stop reading a publisher that overflows session `s` (never the session's own connection). */
+  private block(s: Session, pub: Connection | null): void {
+    if (pub === null || pub === s.conn || pub.state !== State.Active) return;
+    if (!pub.paused) {
+      pub.paused = true;
+      pub.socket.pause();
+    }
+    if (s.blockers === null) {
+      s.blockers = [];
+      s.blockedSince = this.now();
+      this.congested.add(s);
+    }
+    if (!s.blockers.includes(pub)) s.blockers.push(pub);
+  }
+
+  /** Resume the publishers held back by `s`. */
+  private unblock(s: Session): void {
+    const b = s.blockers;
+    if (b === null) return;
+    s.blockers = null;
+    s.blockedSince = 0;
+    this.congested.delete(s);
+    const now = this.now();
+    for (const c of b) {
+      if (!c.paused) continue;
+      c.paused = false;
+      c.lastRx = now; // it could not send PINGREQ while we did not read it
+      if (c.state !== State.Closed) c.socket.resume();
+    }
   }
 
   /** PUBREC received: the delivery now waits for PUBCOMP. */
@@ -358,6 +411,17 @@ export class Broker {
   drainQueue(s: Session): void {
     const conn = s.conn;
     if (conn === null || conn.state !== State.Active) return;
+    const r = s.resend;
+    if (r !== null) {
+      // In-flight deliveries not yet re-sent on this connection go first, in order.
+      while (r.length > 0 && s.inflight.count - r.length < conn.sendWindow) {
+        const d = r.shift()!;
+        if (s.inflight.get(d.packetId) === d) this.resendOne(s, conn, d);
+      }
+      conn.markDirty();
+      if (r.length > 0) return;
+      s.resend = null;
+    }
     const q = s.queue;
     if (q.length === 0) return;
     const now = this.now();
@@ -369,6 +433,7 @@ export class Broker {
       }
       this.sendNew(s, conn, d, now);
     }
+    if (s.blockers !== null && q.length * 2 <= this.limits.maxQueuedMessages && q.bytes * 2 <= this.limits.maxQueuedBytes) this.unblock(s);
   }
 
   /**
@@ -377,13 +442,31 @@ export class Broker {
    * order (3.1.1 [MQTT-4.4.0-1], 5 [MQTT-4.4.0-1], [MQTT-3.3.1-1]); then the queue.
    */
   resume(s: Session, conn: Connection): void {
-    const now = this.now();
-    for (const d of s.inflight.ordered()) {
-      if (d.released) writeAck(conn.out, PUBREL, d.packetId, 0, conn.v5);
-      else writePublish(conn.out, d.msg, conn.v5, d.qos, d.packetId, true, d.retain, d.subIds, 0, true, conn.maxOutPacket, now);
+    s.resend = null;
+    const all = s.inflight.ordered();
+    // Re-sent PUBLISHes count against the new connection's Receive Maximum (v5 §4.9); the rest wait their turn.
+    let sent = 0;
+    for (const d of all) {
+      if (d.released || sent < conn.sendWindow) {
+        this.resendOne(s, conn, d);
+        sent++;
+      } else {
+        (s.resend ??= []).push(d);
+      }
     }
-    if (s.inflight.count > 0) conn.markDirty();
+    if (all.length > 0) conn.markDirty();
     this.drainQueue(s);
+  }
+
+  private resendOne(s: Session, conn: Connection, d: Delivery): void {
+    if (d.released) {
+      writeAck(conn.out, PUBREL, d.packetId, 0, conn.v5);
+    } else if (!writePublish(conn.out, d.msg, conn.v5, d.qos, d.packetId, true, d.retain, d.subIds, 0, true, conn.maxOutPacket, this.now())) {
+      // Too large for this client: treated as delivered ([MQTT-3.1.2-25] 5).
+      this.countDrop("message larger than the client's Maximum Packet Size", s.id);
+      s.inflight.remove(d.packetId);
+      this.dropDelivery(s, d);
+    }
   }
 
   /** Deliver the retained messages matching a new subscription, RETAIN = 1 ([MQTT-3.3.1-6] 3.1.1, [MQTT-3.3.1-9] 5). */
@@ -528,7 +611,7 @@ export class Broker {
           if (now - c.openedAt > lim.connectTimeoutMs) c.close(undefined, false, "no CONNECT in time");
           break;
         case State.Active:
-          if (c.keepalive > 0 && now - c.lastRx > c.keepalive * 1500) {
+          if (c.keepalive > 0 && !c.paused && now - c.lastRx > c.keepalive * 1500) {
             c.close(RC.KEEP_ALIVE_TIMEOUT, true, "keep alive timeout");
           } else if (c.waitingDrain && now - c.drainSince > lim.drainTimeoutMs) {
             log.warn("client does not read its output; disconnecting", { client: c.clientId });
@@ -539,6 +622,13 @@ export class Broker {
         case State.Closed:
           if (now - c.closedAt > LINGER_MS) c.socket.terminate();
           break;
+      }
+    }
+    for (const s of this.congested) {
+      // A subscriber that holds publishers back and acknowledges nothing for the drain timeout is cut off.
+      if (s.conn !== null && now - s.blockedSince > lim.drainTimeoutMs) {
+        log.warn("client does not acknowledge; disconnecting it to release held-back publishers", { client: s.id });
+        s.conn.close(undefined, true, "acknowledgement timeout");
       }
     }
     for (const s of this.offline) {

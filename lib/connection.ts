@@ -60,6 +60,8 @@ export class Connection {
   /** End the socket once the output has been flushed. */
   endAfterFlush = false;
   closedAt = 0;
+  /** Reading is paused: a subscriber's full queue holds this publisher back. */
+  paused = false;
 
   // Framing of a packet split across chunks.
   private partial: Buffer | null = null;

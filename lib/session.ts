@@ -158,6 +158,12 @@ export class Session {
   stored = false;
   /** Set once the session is discarded; late references must not act on it. */
   ended = false;
+  /** In-flight deliveries still to re-send on this connection (its Receive Maximum was smaller), or null. */
+  resend: Delivery[] | null = null;
+  /** Publishers held back because this session's queue overflowed (backpressure), or null. */
+  blockers: Connection[] | null = null;
+  /** When the session last made progress while holding publishers back (ms). */
+  blockedSince = 0;
   /** Routing scratch: the route pass that last reached this session, and its index. */
   routeMark = 0;
   routeIndex = 0;

@@ -14,8 +14,8 @@ import { randomBytes } from "node:crypto";
 import { type Connection, State } from "../connection.ts";
 import { log } from "../log.ts";
 import type { QoS } from "../message.ts";
-import { type ConnectPacket, decodeConnect, type Packet, rawConnectLevel } from "../protocol/codec.ts";
-import { CONNECT_PROPS, checkProps, encodePassThrough, WILL_PROPS } from "../protocol/properties.ts";
+import { type ConnectPacket, decodeConnect, type Packet, rawConnectLevel, rawWillProps } from "../protocol/codec.ts";
+import { CONNECT_PROPS, checkProps, WILL_PROPS } from "../protocol/properties.ts";
 import { MqttError, RC, V3_CONNACK } from "../protocol/reason-codes.ts";
 import { checkDecodedString, topicNameError } from "../protocol/validate.ts";
 import { Session, type Will } from "../session.ts";
@@ -35,10 +35,10 @@ export function onConnectFrame(conn: Connection, frame: Buffer): void {
     }
     throw err;
   }
-  handleConnect(conn, packet);
+  handleConnect(conn, packet, frame);
 }
 
-export function handleConnect(conn: Connection, p: ConnectPacket): void {
+export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer): void {
   const broker = conn.broker;
   const lim = broker.limits;
   const version = p.protocolVersion ?? 4;
@@ -65,7 +65,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
       throw new MqttError(RC.PROTOCOL_ERROR, "Authentication Data without Authentication Method");
     }
   }
-  const will = p.will ? parseWill(conn, p.will as WillPacket, lim.maxTopicLevels) : null;
+  const will = p.will ? parseWill(conn, p.will as WillPacket, lim.maxTopicLevels, frame) : null;
 
   // Client identifier rules.
   let clientId = p.clientId;
@@ -124,7 +124,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
 
 type WillPacket = NonNullable<ConnectPacket["will"]> & { properties?: Record<string, unknown> };
 
-function parseWill(conn: Connection, w: WillPacket, maxLevels: number): Will {
+function parseWill(conn: Connection, w: WillPacket, maxLevels: number, frame: Buffer): Will {
   const qos = w.qos ?? 0;
   if (qos > 2) throw new MqttError(RC.MALFORMED_PACKET, "Will QoS 3"); // 3.1.1 [MQTT-3.1.2-14], 5 [MQTT-3.1.2-12]
   checkDecodedString(w.topic, "will topic"); // [MQTT-3.1.3-10] 3.1.1
@@ -147,7 +147,7 @@ function parseWill(conn: Connection, w: WillPacket, maxLevels: number): Will {
     payload,
     qos: qos as QoS,
     retain: !!w.retain,
-    props: conn.v5 ? encodePassThrough(props) : null,
+    props: conn.v5 && props ? rawWillProps(frame) : null,
     delay,
     expiry,
   };

@@ -68,7 +68,13 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
     s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
     if (s.stored) broker.store.addInbound(s.id, id);
   }
-  const reached = broker.publish(msg);
+  let reached: number;
+  broker.publisher = conn;
+  try {
+    reached = broker.publish(msg);
+  } finally {
+    broker.publisher = null;
+  }
   if (qos > 0) {
     // [MQTT-4.3.2-4] / [MQTT-4.3.3-8] 5: ack with the same packet id; 0x10 tells a v5 client nobody matched.
     writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, v5 && reached === 0 ? RC.NO_MATCHING_SUBSCRIBERS : 0, v5);

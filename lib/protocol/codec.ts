@@ -102,3 +102,64 @@ export function rawConnectLevel(frame: Buffer): number {
   const at = p + 2 + nameLen;
   return at < frame.length ? frame[at]! : -1;
 }
+
+/** Will property ids that travel with the published will, in the order received. */
+const WILL_PASS_THROUGH = new Set([0x01, 0x03, 0x08, 0x09, 0x26]);
+
+/**
+ * The pass-through will properties of a v5 CONNECT frame that mqtt-packet
+ * already validated, copied from the raw bytes so repeated and interleaved
+ * User Properties keep their order ([MQTT-3.1.3-10] 5; mqtt-packet's object
+ * form loses it, CHECKLIST 14.14). Null when there are none.
+ */
+export function rawWillProps(frame: Buffer): Buffer | null {
+  let p = 1;
+  while (frame[p++]! & 0x80);
+  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // protocol name
+  p += 1; // level
+  const flags = frame[p++]!;
+  if ((flags & 0x04) === 0) return null;
+  p += 2; // keep alive
+  const readVarint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const b = frame[p++]!;
+      v += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) return v;
+      mul *= 128;
+    }
+  };
+  const connectPropsLen = readVarint(); // (not `p += readVarint()`: that reads p before the call moves it)
+  p += connectPropsLen;
+  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // client id
+  const len = readVarint();
+  const end = p + len;
+  const parts: Buffer[] = [];
+  while (p < end) {
+    const id = frame[p]!;
+    const start = p++;
+    switch (id) {
+      case 0x01: // payload format indicator: byte
+        p += 1;
+        break;
+      case 0x02: // message expiry: four bytes
+      case 0x18: // will delay: four bytes
+        p += 4;
+        break;
+      case 0x03:
+      case 0x08:
+      case 0x09: // string / binary
+        p += 2 + ((frame[p]! << 8) | frame[p + 1]!);
+        break;
+      case 0x26: // string pair
+        p += 2 + ((frame[p]! << 8) | frame[p + 1]!);
+        p += 2 + ((frame[p]! << 8) | frame[p + 1]!);
+        break;
+      default:
+        return null; // cannot happen after validation; fall back to nothing rather than guess
+    }
+    if (WILL_PASS_THROUGH.has(id)) parts.push(frame.subarray(start, p));
+  }
+  return parts.length ? Buffer.concat(parts) : null;
+}
