@@ -21,14 +21,13 @@ export class Authenticator {
 
   /** 0 to accept, else the reason code (0x86 bad credentials, 0x87 not authorized). */
   check(username: string | undefined, password: Buffer | undefined): number | Promise<number> {
+    // No users configured and anonymous access on: credentials are not checked (as mosquitto does).
+    if (this.users.size === 0 && this.allowAnonymous) return 0;
     if (username === undefined) {
       return this.allowAnonymous && password === undefined ? 0 : RC.NOT_AUTHORIZED;
     }
     const stored = this.users.get(username);
-    if (stored === undefined) {
-      // Known users only, unless anonymous access is open and no password was offered.
-      return this.allowAnonymous && this.users.size === 0 && password === undefined ? 0 : RC.BAD_USER_NAME_OR_PASSWORD;
-    }
+    if (stored === undefined) return RC.BAD_USER_NAME_OR_PASSWORD;
     if (password === undefined) return RC.BAD_USER_NAME_OR_PASSWORD;
     if (stored.startsWith("$argon2") || stored.startsWith("$2")) {
       return Bun.password.verify(password.toString("utf8"), stored).then(

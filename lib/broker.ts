@@ -298,7 +298,7 @@ export class Broker {
     const conn = s.conn;
     if (conn !== null) {
       if (qos === 0) {
-        if (conn.out.len > this.limits.maxPendingOutput) {
+        if (conn.waitingDrain && conn.out.len > this.limits.maxPendingOutput) {
           this.countDrop("client is not reading; QoS 0 message dropped", s.id);
           return;
         }

@@ -96,9 +96,11 @@ export class ConfigError extends Error {
 export function parseConfig(input: unknown, source = "config"): Config {
   const result = ConfigSchema.safeParse(input);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => {
-      const path = i.path.length ? i.path.join(".") : "(root)";
-      return `  ${path}: ${i.message}`;
+    const lines = result.error.issues.flatMap((i) => {
+      const at = (path: PropertyKey[]) => (path.length ? path.map(String).join(".") : "(root)");
+      // An unknown key is reported on its parent; name the key itself.
+      if (i.code === "unrecognized_keys") return i.keys.map((k) => `  ${at([...i.path, k])}: unknown option`);
+      return [`  ${at(i.path)}: ${i.message}`];
     });
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
   }

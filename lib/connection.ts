@@ -33,9 +33,6 @@ export const enum State {
   Closed = 3,
 }
 
-/** Frames held while an asynchronous authentication runs (bounded). */
-const MAX_HELD_FRAMES = 64;
-
 let nextConnId = 1;
 
 export class Connection {
@@ -48,6 +45,8 @@ export class Connection {
   session: Session | null = null;
   readonly openedAt: number;
   lastRx: number;
+  /** Time of the data callback being processed. */
+  private rxNow = 0;
   /** Effective keep alive in seconds (0 = off). */
   keepalive = 0;
 
@@ -105,7 +104,7 @@ export class Connection {
   /** Bytes from the socket: frame them and dispatch each complete packet. */
   onData(chunk: Buffer, now: number): void {
     if (this.state === State.Closed) return;
-    this.lastRx = now; // any inbound packet counts for keep alive ([MQTT-3.1.2-24])
+    this.rxNow = now;
     let buf = chunk;
     let pos = 0;
     if (this.partial !== null) {
@@ -178,15 +177,14 @@ export class Connection {
 
   /** Handle one complete frame `buf[start..end)`. */
   private frame(buf: Buffer, start: number, end: number): void {
+    // A complete Control Packet (not a stray byte) resets keep alive (3.1.1 [MQTT-3.1.2-24], 5 [MQTT-3.1.2-22]).
+    this.lastRx = this.rxNow;
     if (this.state === State.Connecting) {
       // Authentication pending: hold the frame; it is processed after CONNACK,
       // or dropped if the CONNECT is refused ([MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5).
-      this.held ??= [];
-      if (this.held.length >= MAX_HELD_FRAMES) {
-        this.close(undefined, false, "too many packets before CONNACK");
-        return;
-      }
-      this.held.push(Buffer.from(buf.subarray(start, end)));
+      // The socket is paused meanwhile, so only the rest of the chunk that held
+      // the CONNECT can arrive here: bounded by one read.
+      (this.held ??= []).push(Buffer.from(buf.subarray(start, end)));
       return;
     }
     const b0 = buf[start]!;

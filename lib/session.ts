@@ -40,9 +40,10 @@ export class InflightTable {
     return d !== undefined && d.packetId === id ? d : undefined;
   }
 
-  /** A free packet id (not in flight). */
+  /** A free packet id (not in flight). At most 65535 can be in flight. */
   nextId(): number {
-    if (this.count * 2 >= this.slots.length) this.grow();
+    if (this.count >= 65535) throw new Error("all 65535 packet identifiers are in flight");
+    if (this.count * 2 >= this.slots.length && this.slots.length < 65536) this.grow();
     for (;;) {
       const id = (this.lastId % 65535) + 1;
       this.lastId = id;
@@ -52,7 +53,8 @@ export class InflightTable {
 
   /** Put a delivery whose `packetId` is set (new, or restored from the store). */
   add(d: Delivery): void {
-    while (this.slots[d.packetId & this.mask] !== undefined || this.count * 2 >= this.slots.length) this.grow();
+    // At 65536 slots every id has its own slot, so growing always ends a collision.
+    while (this.slots[d.packetId & this.mask] !== undefined || (this.count * 2 >= this.slots.length && this.slots.length < 65536)) this.grow();
     this.slots[d.packetId & this.mask] = d;
     this.count++;
   }

@@ -14,8 +14,8 @@ import { randomBytes } from "node:crypto";
 import { type Connection, State } from "../connection.ts";
 import { log } from "../log.ts";
 import type { QoS } from "../message.ts";
-import { type ConnectPacket, decodeConnect, type Packet, rawConnectLevel, rawWillProps } from "../protocol/codec.ts";
-import { CONNECT_PROPS, checkProps, WILL_PROPS } from "../protocol/properties.ts";
+import { type ConnectPacket, connectPropOffsets, decodeConnect, type Packet, rawConnectLevel, rawWillProps } from "../protocol/codec.ts";
+import { CONNECT_PROPS, checkProps, checkRawProps, WILL_PROPS } from "../protocol/properties.ts";
 import { MqttError, RC, V3_CONNACK } from "../protocol/reason-codes.ts";
 import { checkDecodedString, topicNameError } from "../protocol/validate.ts";
 import { Session, type Will } from "../session.ts";
@@ -26,12 +26,24 @@ export function onConnectFrame(conn: Connection, frame: Buffer): void {
   try {
     packet = decodeConnect(frame);
   } catch (err) {
+    const level = rawConnectLevel(frame);
     if (err instanceof MqttError && /protocol version/i.test(err.message)) {
-      const level = rawConnectLevel(frame);
       log.debug("unsupported protocol level", { remote: conn.remote, level });
       conn.version = 4;
       conn.refuse(RC.UNSUPPORTED_PROTOCOL_VERSION);
       return;
+    }
+    if (err instanceof MqttError && /protocolId/.test(err.message) && level === 5) {
+      // Unknown protocol name from a v5 client: CONNACK 0x84 ([MQTT-3.1.2-1] 5).
+      conn.version = 5;
+      conn.v5 = true;
+      conn.refuse(RC.UNSUPPORTED_PROTOCOL_VERSION);
+      return;
+    }
+    if (err instanceof MqttError && level === 5) {
+      // A v5 client can read why: CONNACK 0x81 (optional per [MQTT-3.1.4-1] 5, but useful).
+      conn.version = 5;
+      conn.v5 = true;
     }
     throw err;
   }
@@ -58,6 +70,9 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
   }
   const props = p.properties as Record<string, unknown> | undefined;
   if (conn.v5) {
+    const at = connectPropOffsets(frame);
+    checkRawProps(frame, at.props, "CONNECT");
+    if (at.will >= 0) checkRawProps(frame, at.will, "will properties");
     checkProps(props, CONNECT_PROPS, "CONNECT");
     if (props?.receiveMaximum === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Receive Maximum 0");
     if (props?.maximumPacketSize === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Maximum Packet Size 0");
@@ -103,10 +118,13 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
     accept(conn, p, clientId, assigned, will, serverKeepAlive);
     return;
   }
-  // Slow hash: hold later frames until the verdict ([MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5).
+  // Slow hash: stop reading and hold the frames already read until the verdict
+  // ([MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5).
   conn.state = State.Connecting;
+  conn.socket.pause();
   verdict.then((code) => {
     if (conn.state !== State.Connecting) return;
+    conn.socket.resume();
     try {
       if (code !== 0) {
         conn.refuse(code);

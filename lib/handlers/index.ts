@@ -9,6 +9,7 @@
 import { type Connection, State } from "../connection.ts";
 import { decodeFrame, type AuthPacket, type DisconnectPacket, type SubscribePacket, type UnsubscribePacket } from "../protocol/codec.ts";
 import { decodeAck, decodePublish, PUBACK, PUBCOMP, PUBREC, PUBREL } from "../protocol/fast-codec.ts";
+import { checkRawProps } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { handlePubAck, handlePubComp, handlePubRec, handlePubRel } from "./acks.ts";
 import { handleAuth } from "./auth.ts";
@@ -51,19 +52,31 @@ export function dispatch(conn: Connection, type: number, flags: number, buf: Buf
       if (flags !== 0 || end !== body) throw new MqttError(RC.MALFORMED_PACKET, "malformed PINGREQ");
       handlePingReq(conn);
       return;
-    case 8:
-      handleSubscribe(conn, decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as SubscribePacket);
+    case 8: {
+      const p = decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as SubscribePacket;
+      if (v5) checkRawProps(buf, body + 2, "SUBSCRIBE");
+      handleSubscribe(conn, p);
       return;
-    case 10:
-      handleUnsubscribe(conn, decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as UnsubscribePacket);
+    }
+    case 10: {
+      const p = decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as UnsubscribePacket;
+      if (v5) checkRawProps(buf, body + 2, "UNSUBSCRIBE");
+      handleUnsubscribe(conn, p);
       return;
-    case 14:
-      handleDisconnect(conn, decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as DisconnectPacket);
+    }
+    case 14: {
+      const p = decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as DisconnectPacket;
+      if (v5 && end - body >= 2) checkRawProps(buf, body + 1, "DISCONNECT");
+      handleDisconnect(conn, p);
       return;
-    case 15:
+    }
+    case 15: {
       if (!v5) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH is not a 3.1.1 packet");
-      handleAuth(conn, decodeFrame(buf.subarray(frame, end), 5) as AuthPacket);
+      const p = decodeFrame(buf.subarray(frame, end), 5) as AuthPacket;
+      if (end - body >= 2) checkRawProps(buf, body + 1, "AUTH");
+      handleAuth(conn, p);
       return;
+    }
     case 0:
       throw new MqttError(RC.MALFORMED_PACKET, "reserved packet type 0");
     default:

@@ -106,6 +106,36 @@ export function rawConnectLevel(frame: Buffer): number {
 /** Will property ids that travel with the published will, in the order received. */
 const WILL_PASS_THROUGH = new Set([0x01, 0x03, 0x08, 0x09, 0x26]);
 
+/** Read a Variable Byte Integer at `buf[p]`; returns [value, offset after it]. */
+function varintAt(buf: Buffer, p: number): [number, number] {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const b = buf[p++]!;
+    v += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) return [v, p];
+    mul *= 128;
+  }
+}
+
+/**
+ * Offsets, in a v5 CONNECT frame mqtt-packet already accepted, of the
+ * CONNECT property section and of the will property section (-1: no will).
+ */
+export function connectPropOffsets(frame: Buffer): { props: number; will: number } {
+  let p = 1;
+  while (frame[p++]! & 0x80);
+  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // protocol name
+  p += 1; // level
+  const flags = frame[p++]!;
+  p += 2; // keep alive
+  const props = p;
+  const [len, after] = varintAt(frame, p);
+  p = after + len;
+  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // client id
+  return { props, will: (flags & 0x04) !== 0 ? p : -1 };
+}
+
 /**
  * The pass-through will properties of a v5 CONNECT frame that mqtt-packet
  * already validated, copied from the raw bytes so repeated and interleaved
@@ -113,27 +143,9 @@ const WILL_PASS_THROUGH = new Set([0x01, 0x03, 0x08, 0x09, 0x26]);
  * form loses it, CHECKLIST 14.14). Null when there are none.
  */
 export function rawWillProps(frame: Buffer): Buffer | null {
-  let p = 1;
-  while (frame[p++]! & 0x80);
-  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // protocol name
-  p += 1; // level
-  const flags = frame[p++]!;
-  if ((flags & 0x04) === 0) return null;
-  p += 2; // keep alive
-  const readVarint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      const b = frame[p++]!;
-      v += (b & 0x7f) * mul;
-      if ((b & 0x80) === 0) return v;
-      mul *= 128;
-    }
-  };
-  const connectPropsLen = readVarint(); // (not `p += readVarint()`: that reads p before the call moves it)
-  p += connectPropsLen;
-  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // client id
-  const len = readVarint();
+  const at = connectPropOffsets(frame).will;
+  if (at < 0) return null;
+  let [len, p] = varintAt(frame, at);
   const end = p + len;
   const parts: Buffer[] = [];
   while (p < end) {

@@ -1,0 +1,290 @@
+/**
+ * The real process: `bun broker.ts ...` spawned from the repository root.
+ * Startup line with the real port, a publish/subscribe round trip through it
+ * with MQTT.js, config errors (exit 2, the field path named, no stack trace),
+ * bad flags, clean shutdown on SIGTERM / SIGINT (exit 0; v5 clients get
+ * DISCONNECT 0x8B first, [MQTT-3.14.0-1] / v5 §3.14.2.1), and --help.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { connectClient } from "../helpers/clients.ts";
+import { RawClient } from "../helpers/raw.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const LISTENING = /listening on mqtt:\/\/127\.0\.0\.1:(\d+)/;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "bunmq-cli-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A spawned broker whose stdout and stderr are read continuously into strings. */
+class Proc {
+  stdout = "";
+  stderr = "";
+  readonly done: Promise<number>;
+
+  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
+    const drain = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      const dec = new TextDecoder();
+      for await (const chunk of s) this[key] += dec.decode(chunk, { stream: true });
+    };
+    const a = drain(proc.stdout, "stdout");
+    const b = drain(proc.stderr, "stderr");
+    this.done = proc.exited.then(async (code) => {
+      await Promise.all([a, b]);
+      return code;
+    });
+  }
+
+  static start(args: string[]): Proc {
+    const proc = Bun.spawn([process.execPath, "broker.ts", ...args], { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    return new Proc(proc);
+  }
+
+  /** Wait until stdout matches `re`; throws with both outputs on timeout or exit. */
+  async waitStdout(re: RegExp, ms = 10_000): Promise<RegExpMatchArray> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const m = this.stdout.match(re);
+      if (m) return m;
+      if (this.proc.exitCode !== null || Date.now() > end) {
+        throw new Error(`no ${re} on stdout (exit ${this.proc.exitCode})\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      }
+      await Bun.sleep(10);
+    }
+  }
+
+  /** The port from the listening line. */
+  async port(): Promise<number> {
+    return Number((await this.waitStdout(LISTENING))[1]);
+  }
+
+  /** Exit code, or throws if the process is still running after `ms`. */
+  async exitCode(ms = 10_000): Promise<number> {
+    const t = Bun.sleep(ms).then(() => "timeout" as const);
+    const r = await Promise.race([this.done, t]);
+    if (r === "timeout") {
+      this.proc.kill("SIGKILL");
+      throw new Error(`process still running after ${ms} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+    }
+    return r;
+  }
+
+  kill(): void {
+    if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
+  }
+}
+
+/** Start a broker on a free port with in-memory state (nothing written into the repository). */
+async function startOk(extra: string[] = []): Promise<{ p: Proc; port: number }> {
+  const p = Proc.start(["--port", "0", "--data", ":memory:", ...extra]);
+  try {
+    return { p, port: await p.port() };
+  } catch (e) {
+    p.kill();
+    throw e;
+  }
+}
+
+function configFile(name: string, content: string | object): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content, null, 2));
+  return path;
+}
+
+/** No JavaScript stack trace or source frame in the output. */
+function expectNoStack(text: string): void {
+  expect(text).not.toMatch(/^\s+at\s/m);
+  expect(text).not.toMatch(/\.ts:\d+:\d+/);
+  expect(text).not.toMatch(/^\s*\d+\s\|/m); // Bun's source code frame
+}
+
+describe("startup", () => {
+  test("--port 0 prints the real port, and MQTT.js can publish/subscribe through it", async () => {
+    const { p, port } = await startOk();
+    try {
+      expect(port).toBeGreaterThan(0);
+      expect(port).toBeLessThan(65536);
+      expect(p.stdout).toContain(`listening on mqtt://127.0.0.1:${port}`);
+      const sub = await connectClient(port, { clientId: "cli-sub" });
+      const pub = await connectClient(port, { clientId: "cli-pub", protocolVersion: 5 });
+      await sub.client.subscribeAsync("cli/+/t", { qos: 1 });
+      await pub.client.publishAsync("cli/x/t", "through the process", { qos: 1 });
+      await pub.client.publishAsync("cli/y/t", "second", { qos: 0 });
+      await sub.waitMessages(2, 5000);
+      expect(sub.messages.map((m) => `${m.topic}=${m.payload.toString()}`)).toEqual(["cli/x/t=through the process", "cli/y/t=second"]);
+      await Promise.all([sub.end(), pub.end()]);
+    } finally {
+      p.proc.kill("SIGTERM");
+      await p.exitCode().catch(() => p.kill());
+    }
+  });
+
+  test("--help prints usage and exits 0", async () => {
+    const p = Proc.start(["--help"]);
+    expect(await p.exitCode()).toBe(0);
+    expect(p.stdout).toMatch(/usage: bunmq/);
+    for (const flag of ["--config", "--host", "--port", "--log-level", "--help"]) expect(p.stdout).toContain(flag);
+    expect(p.stdout).not.toMatch(LISTENING);
+  });
+});
+
+describe("bad configuration exits 2 with a clear message", () => {
+  test("unknown key: stderr names the field path, no stack trace", async () => {
+    const path = configFile("unknown-key.json", { limits: { maxPakcetSize: 1000 } });
+    const p = Proc.start(["--config", path, "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("maxPakcetSize");
+    expect(p.stderr).toContain("limits.maxPakcetSize");
+    expectNoStack(p.stderr);
+    expect(p.stdout).not.toMatch(LISTENING);
+  });
+
+  test("wrong type: stderr names the field path, no stack trace", async () => {
+    const path = configFile("wrong-type.json", { limits: { maxInflight: "lots" } });
+    const p = Proc.start(["--config", path, "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("limits.maxInflight");
+    expectNoStack(p.stderr);
+    expect(p.stdout).not.toMatch(LISTENING);
+  });
+
+  test("wrong type in a listener: listeners.0.port", async () => {
+    const path = configFile("wrong-listener.json", { listeners: [{ host: "127.0.0.1", port: "1883" }] });
+    const p = Proc.start(["--config", path, "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("listeners.0.port");
+    expectNoStack(p.stderr);
+  });
+
+  test("missing config file: exit 2 naming the file", async () => {
+    const path = join(dir, "no-such-file.json");
+    const p = Proc.start(["--config", path, "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain(path);
+    expect(p.stderr).toMatch(/cannot read|no such file|ENOENT/i);
+    expectNoStack(p.stderr);
+  });
+
+  test("config path that is a directory (unreadable): exit 2 naming it", async () => {
+    const path = join(dir, "a-directory.json");
+    mkdirSync(path, { recursive: true });
+    const p = Proc.start(["--config", path, "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain(path);
+    expectNoStack(p.stderr);
+  });
+
+  test("invalid JSON: exit 2 saying so", async () => {
+    const path = configFile("broken.json", '{ "limits": { "maxInflight": 5, }');
+    const p = Proc.start(["--config", path, "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain(path);
+    expect(p.stderr).toMatch(/JSON/);
+    expectNoStack(p.stderr);
+  });
+
+  test("a JSON array is not a config: exit 2", async () => {
+    const path = configFile("array.json", "[1, 2]");
+    const p = Proc.start(["--config", path, "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toMatch(/object/i);
+    expectNoStack(p.stderr);
+  });
+});
+
+describe("bad flags exit 2", () => {
+  for (const args of [
+    ["--port", "abc"],
+    ["--port", "70000"],
+    ["--port", "-1"],
+    ["--port", "1.5"],
+    ["--log-level", "loud"],
+  ]) {
+    test(args.join(" "), async () => {
+      const p = Proc.start([...args, "--data", ":memory:"]);
+      expect(await p.exitCode()).toBe(2);
+      expect(p.stderr.length).toBeGreaterThan(0);
+      expect(p.stdout).not.toMatch(LISTENING);
+      expectNoStack(p.stderr);
+    });
+  }
+
+  test("--port abc names the port", async () => {
+    const p = Proc.start(["--port", "abc", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toMatch(/port/);
+  });
+
+  test("an unknown flag prints usage", async () => {
+    const p = Proc.start(["--bogus"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("bogus");
+    expect(p.stderr).toMatch(/usage: bunmq/);
+  });
+});
+
+describe("shutdown", () => {
+  test("SIGTERM: a v5 client gets DISCONNECT 0x8B first, then the process exits 0", async () => {
+    const { p, port } = await startOk();
+    try {
+      const c5 = await RawClient.connected(port, 5, { clientId: "term-v5" });
+      const c4 = await RawClient.connected(port, 4, { clientId: "term-v4" });
+      const mq = await connectClient(port, { clientId: "term-mqttjs", protocolVersion: 5 });
+      const mqReason = new Promise<number | undefined>((r) => mq.client.on("disconnect", (pk) => r(pk.reasonCode)));
+      p.proc.kill("SIGTERM");
+      const first = await c5.next(5000);
+      expect(first.cmd).toBe("disconnect");
+      expect(first.reasonCode).toBe(0x8b);
+      expect(await c5.waitClose(5000)).toBe(true);
+      // 3.1.1 has no server DISCONNECT: the socket just closes, with nothing sent.
+      expect(await c4.waitClose(5000)).toBe(true);
+      expect(c4.pending()).toEqual([]);
+      expect(await Promise.race([mqReason, Bun.sleep(5000).then(() => "none")])).toBe(0x8b);
+      expect(await p.exitCode()).toBe(0);
+      expectNoStack(p.stderr);
+      mq.client.end(true);
+    } finally {
+      p.kill();
+    }
+  });
+
+  test("SIGINT: exits 0 and closes clients", async () => {
+    const { p, port } = await startOk();
+    try {
+      const c5 = await RawClient.connected(port, 5, { clientId: "int-v5" });
+      p.proc.kill("SIGINT");
+      const first = await c5.next(5000);
+      expect(first.cmd).toBe("disconnect");
+      expect(first.reasonCode).toBe(0x8b);
+      expect(await c5.waitClose(5000)).toBe(true);
+      expect(await p.exitCode()).toBe(0);
+      expectNoStack(p.stderr);
+    } finally {
+      p.kill();
+    }
+  });
+
+  test("SIGTERM with no clients: exit 0 promptly, port released", async () => {
+    const { p, port } = await startOk();
+    try {
+      p.proc.kill("SIGTERM");
+      expect(await p.exitCode(5000)).toBe(0);
+      // The port is free again: another broker can bind it.
+      const again = Proc.start(["--port", String(port), "--data", ":memory:"]);
+      try {
+        expect(await again.port()).toBe(port);
+      } finally {
+        again.proc.kill("SIGTERM");
+        await again.exitCode().catch(() => again.kill());
+      }
+    } finally {
+      p.kill();
+    }
+  });
+});

@@ -1,0 +1,270 @@
+/**
+ * lib/config.ts: the shipped example file, the defaults (every memory limit
+ * finite, DESIGN.md 4), strict validation with errors that name the field
+ * path, and command-line overrides winning over the file.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Config, ConfigError, loadConfig, parseConfig } from "../../lib/config.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const EXAMPLE = join(ROOT, "config.example.json");
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "bunmq-config-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileNo = 0;
+function file(content: string | object): string {
+  const p = join(dir, `c${fileNo++}.json`);
+  writeFileSync(p, typeof content === "string" ? content : JSON.stringify(content));
+  return p;
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("expected a ConfigError, nothing was thrown");
+}
+
+describe("config.example.json", () => {
+  test("parses under the schema (loadConfig) and equals the defaults", async () => {
+    const fromFile = loadConfig(EXAMPLE);
+    expect(fromFile).toEqual(parseConfig({}));
+    expect(parseConfig(await Bun.file(EXAMPLE).json())).toEqual(parseConfig({}));
+  });
+
+  test("lists every limit, persistence and auth setting (it documents them all)", async () => {
+    const raw = await Bun.file(EXAMPLE).json();
+    const defaults = parseConfig({});
+    expect(Object.keys(raw).sort()).toEqual(Object.keys(defaults).sort());
+    expect(Object.keys(raw.limits).sort()).toEqual(Object.keys(defaults.limits).sort());
+    expect(Object.keys(raw.persistence).sort()).toEqual(Object.keys(defaults.persistence).sort());
+    expect(Object.keys(raw.auth).sort()).toEqual(Object.keys(defaults.auth).sort());
+  });
+});
+
+describe("defaults", () => {
+  const d = parseConfig({});
+
+  test("every limit has a finite, positive default (DESIGN.md 4)", () => {
+    const limits = d.limits as Record<string, number>;
+    expect(Object.keys(limits).length).toBeGreaterThan(10);
+    for (const [k, v] of Object.entries(limits)) {
+      expect({ k, finite: typeof v === "number" && Number.isFinite(v) && Number.isInteger(v) }).toEqual({ k, finite: true });
+      expect({ k, positive: v > 0 }).toEqual({ k, positive: true });
+    }
+  });
+
+  test("the memory-protecting limits are present and bounded", () => {
+    const memory: (keyof Config["limits"])[] = [
+      "maxPacketSize",
+      "maxConnections",
+      "maxClientIdLength",
+      "maxTopicLevels",
+      "maxInflight",
+      "receiveMaximum",
+      "maxQueuedMessages",
+      "maxQueuedBytes",
+      "maxPendingOutput",
+      "maxSubscriptionsPerSession",
+      "maxRetainedMessages",
+      "topicAliasMaximum",
+      "connectTimeoutMs",
+      "drainTimeoutMs",
+    ];
+    for (const k of memory) {
+      const v = d.limits[k];
+      expect({ k, ok: Number.isFinite(v) && v > 0 }).toEqual({ k, ok: true });
+    }
+    // Sanity: a packet limit below the protocol maximum, queues that cannot hold gigabytes per session by default.
+    expect(d.limits.maxPacketSize).toBeLessThan(268_435_455);
+    expect(d.limits.maxQueuedBytes).toBeLessThanOrEqual(1024 * 1024 * 1024);
+    expect(d.limits.maxPendingOutput).toBeLessThanOrEqual(1024 * 1024 * 1024);
+  });
+
+  test("loopback listener on 1883, info log, a persistence path, anonymous allowed", () => {
+    expect(d.listeners).toEqual([{ host: "127.0.0.1", port: 1883 }]);
+    expect(d.logLevel).toBe("info");
+    expect(d.persistence.path.length).toBeGreaterThan(0);
+    expect(d.auth).toEqual({ allowAnonymous: true, users: [] });
+  });
+
+  test("partial sections are filled with defaults", () => {
+    const c = parseConfig({ limits: { maxInflight: 5 }, listeners: [{ port: 0 }] });
+    expect(c.limits.maxInflight).toBe(5);
+    expect(c.limits.maxPacketSize).toBe(d.limits.maxPacketSize);
+    expect(c.listeners).toEqual([{ host: "127.0.0.1", port: 0 }]);
+  });
+
+  test("the result is frozen, deep", () => {
+    const c = parseConfig({});
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.limits)).toBe(true);
+    expect(Object.isFrozen(c.listeners[0])).toBe(true);
+    expect(() => {
+      (c.limits as { maxInflight: number }).maxInflight = 1;
+    }).toThrow();
+  });
+});
+
+describe("validation errors name the field", () => {
+  test("unknown key inside a section: ConfigError naming limits.maxPakcetSize", () => {
+    const e = configError(() => parseConfig({ limits: { maxPakcetSize: 1000 } }));
+    expect(e.name).toBe("ConfigError");
+    // The section and the misspelt key both appear ...
+    expect(e.message).toContain("limits");
+    expect(e.message).toContain("maxPakcetSize");
+    // ... as one path, like every other error (`limits.maxInflight: ...`).
+    expect(e.message).toContain("limits.maxPakcetSize");
+  });
+
+  test("unknown key inside a listener names listeners.0.prot", () => {
+    const e = configError(() => parseConfig({ listeners: [{ host: "127.0.0.1", prot: 1 }] }));
+    expect(e.message).toContain("prot");
+    expect(e.message).toContain("listeners.0.prot");
+  });
+
+  test("unknown top-level key is named", () => {
+    const e = configError(() => parseConfig({ limit: {} }));
+    expect(e.message).toContain("limit");
+    expect(e.message).toMatch(/unrecognized|unknown/i);
+  });
+
+  const wrong: [string, object, string][] = [
+    ["number as string", { limits: { maxInflight: "10" } }, "limits.maxInflight"],
+    ["boolean as string", { auth: { allowAnonymous: "yes" } }, "auth.allowAnonymous"],
+    ["port out of range", { listeners: [{ port: 70000 }] }, "listeners.0.port"],
+    ["negative port", { listeners: [{ port: -1 }] }, "listeners.0.port"],
+    ["fractional limit", { limits: { maxQueuedMessages: 1.5 } }, "limits.maxQueuedMessages"],
+    ["limit below its minimum", { limits: { maxPendingOutput: 10 } }, "limits.maxPendingOutput"],
+    ["bad enum", { logLevel: "loud" }, "logLevel"],
+    ["bad durability", { persistence: { durability: "sometimes" } }, "persistence.durability"],
+    ["empty listener list", { listeners: [] }, "listeners"],
+    ["user without password", { auth: { users: [{ username: "u" }] } }, "auth.users.0.password"],
+    ["section of the wrong type", { limits: 5 }, "limits"],
+  ];
+  for (const [name, input, path] of wrong) {
+    test(`${name}: message names ${path}`, () => {
+      const e = configError(() => parseConfig(input));
+      expect(e.message).toContain(`${path}:`);
+    });
+  }
+
+  test("several problems are all reported", () => {
+    const e = configError(() => parseConfig({ limits: { maxInflight: 0, maxQueuedMessages: "x" }, logLevel: 3 }));
+    expect(e.message).toContain("limits.maxInflight");
+    expect(e.message).toContain("limits.maxQueuedMessages");
+    expect(e.message).toContain("logLevel");
+  });
+
+  test("the message names its source file", () => {
+    const p = file({ limits: { maxInflight: "x" } });
+    const e = configError(() => loadConfig(p));
+    expect(e.message).toContain(p);
+    expect(e.message).toContain("limits.maxInflight");
+  });
+});
+
+describe("loadConfig: files", () => {
+  test("no file: defaults", () => {
+    expect(loadConfig(undefined)).toEqual(parseConfig({}));
+  });
+
+  test("a missing file is a ConfigError naming it", () => {
+    const p = join(dir, "does-not-exist.json");
+    const e = configError(() => loadConfig(p));
+    expect(e.message).toContain(p);
+    expect(e.message).toMatch(/cannot read/i);
+  });
+
+  test("invalid JSON is a ConfigError naming the file", () => {
+    const p = file('{ "limits": { "maxInflight": 5, } ');
+    const e = configError(() => loadConfig(p));
+    expect(e.message).toContain(p);
+    expect(e.message).toMatch(/JSON/);
+  });
+
+  for (const [name, content] of [
+    ["array", "[]"],
+    ["null", "null"],
+    ["number", "42"],
+    ["string", '"x"'],
+  ] as const) {
+    test(`a JSON ${name} instead of an object is a ConfigError`, () => {
+      const e = configError(() => loadConfig(file(content)));
+      expect(e.message).toMatch(/object/i);
+    });
+  }
+
+  test("file values are used", () => {
+    const p = file({ listeners: [{ host: "0.0.0.0", port: 1999 }], logLevel: "debug", limits: { maxInflight: 7 } });
+    const c = loadConfig(p);
+    expect(c.listeners).toEqual([{ host: "0.0.0.0", port: 1999 }]);
+    expect(c.logLevel).toBe("debug");
+    expect(c.limits.maxInflight).toBe(7);
+  });
+});
+
+describe("loadConfig: overrides win over the file (--host, --port, --log-level)", () => {
+  const base = { listeners: [{ host: "0.0.0.0", port: 1999 }, { host: "::1", port: 2000 }], logLevel: "debug", limits: { maxInflight: 7 } };
+
+  test("--host, --port and --log-level replace the file's first listener and log level", () => {
+    const c = loadConfig(file(base), { host: "127.0.0.2", port: 0, logLevel: "warn" });
+    expect(c.listeners[0]).toEqual({ host: "127.0.0.2", port: 0 });
+    expect(c.listeners[1]).toEqual({ host: "::1", port: 2000 }); // other listeners untouched
+    expect(c.logLevel).toBe("warn");
+    expect(c.limits.maxInflight).toBe(7); // the rest of the file still applies
+  });
+
+  test("--port alone keeps the file's host; --host alone keeps the file's port", () => {
+    expect(loadConfig(file(base), { port: 4242 }).listeners[0]).toEqual({ host: "0.0.0.0", port: 4242 });
+    expect(loadConfig(file(base), { host: "localhost" }).listeners[0]).toEqual({ host: "localhost", port: 1999 });
+  });
+
+  test("--log-level alone leaves the listeners as in the file", () => {
+    const c = loadConfig(file(base), { logLevel: "error" });
+    expect(c.logLevel).toBe("error");
+    expect(c.listeners).toEqual(base.listeners);
+  });
+
+  test("without a file, overrides apply over the defaults", () => {
+    const c = loadConfig(undefined, { port: 0, logLevel: "error" });
+    expect(c.listeners).toEqual([{ host: "127.0.0.1", port: 0 }]);
+    expect(c.logLevel).toBe("error");
+    expect(loadConfig(undefined, { host: "0.0.0.0" }).listeners).toEqual([{ host: "0.0.0.0", port: 1883 }]);
+  });
+
+  test("overrides are validated like the file", () => {
+    expect(configError(() => loadConfig(undefined, { port: 70000 })).message).toContain("listeners.0.port");
+    expect(configError(() => loadConfig(undefined, { port: "abc" as unknown as number })).message).toContain("listeners.0.port");
+    expect(configError(() => loadConfig(undefined, { logLevel: "verbose" })).message).toContain("logLevel");
+  });
+
+  test("an invalid value in the file that an override replaces is no longer an error", () => {
+    const p = file({ listeners: [{ host: "127.0.0.1", port: 99999 }] });
+    expect(configError(() => loadConfig(p)).message).toContain("listeners.0.port");
+    expect(loadConfig(p, { port: 0 }).listeners[0]!.port).toBe(0);
+  });
+
+  test("the data override sets persistence.path and keeps the rest of the section", () => {
+    const c = loadConfig(file({ persistence: { synchronous: "full" } }), { data: "/tmp/x.db" });
+    expect(c.persistence.path).toBe("/tmp/x.db");
+    expect(c.persistence.synchronous).toBe("full");
+  });
+
+  test("the file is not modified by the overrides", async () => {
+    const p = file(base);
+    const before = await Bun.file(p).text();
+    loadConfig(p, { host: "127.0.0.9", port: 1, logLevel: "error" });
+    expect(await Bun.file(p).text()).toBe(before);
+  });
+});
