@@ -6,7 +6,7 @@
  * sessions that outlive their connection (clean sessions never touch it) and
  * for retained messages. Synchronous, because bun:sqlite is.
  *
- * Two implementations share one contract suite (tests/unit/store.contract.ts):
+ * Two implementations share one contract suite (tests/persistence/store.contract.ts):
  * `MemoryStore` (below) and `SqliteStore` (store-sqlite.ts).
  */
 import type { QoS } from "./message.ts";
