@@ -12,7 +12,7 @@ import type { Config } from "./config.ts";
 import { type Connection, State } from "./connection.ts";
 import { log } from "./log.ts";
 import { Delivery, Message, type QoS } from "./message.ts";
-import { PUBREL, writeAck, writePublish } from "./protocol/fast-codec.ts";
+import { PUBREL, writeAck } from "./protocol/fast-codec.ts";
 import { RC } from "./protocol/reason-codes.ts";
 import { RetainedStore } from "./retained.ts";
 import { Session, type Will } from "./session.ts";
@@ -160,6 +160,11 @@ export class Broker {
     s.ended = true;
     s.willAt = 0;
     this.unblock(s);
+    // Shared-subscription messages this member had not finished go to another member
+    // (v5 §4.8.2): queued ones, and QoS 1 in flight. QoS 2 already sent must not ([MQTT-4.8.2-5]).
+    const handBack: Delivery[] = [];
+    for (const d of s.queue.toArray()) if (d.group !== null) handBack.push(d);
+    for (const d of s.inflight.ordered()) if (d.group !== null && d.qos === 1) handBack.push(d);
     this.unpersistSession(s);
     for (const sub of s.subs.values()) this.topics.remove(sub);
     s.subs.clear();
@@ -169,6 +174,7 @@ export class Broker {
     s.inboundQos2.clear();
     this.offline.delete(s);
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    for (const d of handBack) if (!d.msg.expired(this.now())) this.deliverShared(d.group as SharedGroup<Session>, d.msg);
   }
 
   /** Publish a will as an application message from `clientId`. */
@@ -286,7 +292,7 @@ export class Broker {
     pick ??= fallback;
     if (pick === null) return;
     if (pick === fallback) g.next = (pick.slot + 1) % len;
-    this.deliver(pick.session, msg, pick.qos < msg.qos ? pick.qos : msg.qos, pick.rap && msg.retain, pick.subId !== 0 ? [pick.subId] : null);
+    this.deliver(pick.session, msg, pick.qos < msg.qos ? pick.qos : msg.qos, pick.rap && msg.retain, pick.subId !== 0 ? [pick.subId] : null, g);
   }
 
   /**
@@ -294,7 +300,7 @@ export class Broker {
    * offline or not reading); QoS 1/2 into the in-flight window if it has room
    * and nothing is queued ahead (order per topic, [MQTT-4.6.0-5]), else queued.
    */
-  deliver(s: Session, msg: Message, qos: QoS, retain: boolean, subIds: readonly number[] | null): void {
+  deliver(s: Session, msg: Message, qos: QoS, retain: boolean, subIds: readonly number[] | null, group: SharedGroup<Session> | null = null): void {
     const conn = s.conn;
     if (conn !== null) {
       if (qos === 0) {
@@ -302,15 +308,14 @@ export class Broker {
           this.countDrop("client is not reading; QoS 0 message dropped", s.id);
           return;
         }
-        if (writePublish(conn.out, msg, conn.v5, 0, 0, false, retain, subIds, 0, true, conn.maxOutPacket, this.now())) {
+        if (conn.writePublish(msg, 0, 0, false, retain, subIds, this.now())) {
           this.messagesOut++;
-          conn.markDirty();
         } else {
           this.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
         }
         return;
       }
-      const d = new Delivery(msg, qos, retain, subIds);
+      const d = new Delivery(msg, qos, retain, subIds, group);
       if (s.queue.length === 0 && s.resend === null && s.inflight.count < conn.sendWindow) {
         d.seq = s.seq++;
         this.sendNew(s, conn, d, this.now());
@@ -320,7 +325,7 @@ export class Broker {
       return;
     }
     // Offline: QoS 1/2 wait in the session ([MQTT-3.1.2-5] 3.1.1); QoS 0 is not queued.
-    if (qos > 0 && s.persistent) this.enqueue(s, new Delivery(msg, qos, retain, subIds));
+    if (qos > 0 && s.persistent) this.enqueue(s, new Delivery(msg, qos, retain, subIds, group));
   }
 
   /**
@@ -351,7 +356,7 @@ export class Broker {
   /** Give a delivery a packet id, put it in flight and encode it. */
   private sendNew(s: Session, conn: Connection, d: Delivery, now: number): void {
     d.packetId = s.inflight.nextId();
-    if (!writePublish(conn.out, d.msg, conn.v5, d.qos, d.packetId, false, d.retain, d.subIds, 0, true, conn.maxOutPacket, now)) {
+    if (!conn.writePublish(d.msg, d.qos, d.packetId, false, d.retain, d.subIds, now)) {
       this.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
       this.dropDelivery(s, d);
       return;
@@ -359,7 +364,6 @@ export class Broker {
     s.inflight.add(d);
     if (s.stored) this.storeDelivery(s, d);
     this.messagesOut++;
-    conn.markDirty();
   }
 
   /** A delivery is finished (acknowledged, expired, refused): forget it. */
@@ -461,7 +465,7 @@ export class Broker {
   private resendOne(s: Session, conn: Connection, d: Delivery): void {
     if (d.released) {
       writeAck(conn.out, PUBREL, d.packetId, 0, conn.v5);
-    } else if (!writePublish(conn.out, d.msg, conn.v5, d.qos, d.packetId, true, d.retain, d.subIds, 0, true, conn.maxOutPacket, this.now())) {
+    } else if (!conn.writePublish(d.msg, d.qos, d.packetId, true, d.retain, d.subIds, this.now())) {
       // Too large for this client: treated as delivered ([MQTT-3.1.2-25] 5).
       this.countDrop("message larger than the client's Maximum Packet Size", s.id);
       s.inflight.remove(d.packetId);

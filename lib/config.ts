@@ -73,12 +73,29 @@ const Auth = z.strictObject({
   users: z.array(User).default([]),
 });
 
+const Redirect = z.strictObject({
+  /** Where clients should connect instead (v5 Server Reference, e.g. "broker2.example.com:1883"). */
+  serverReference: z.string().min(1),
+  /** true: Server moved (0x9D); false: Use another server (0x9C). */
+  permanent: z.boolean().default(true),
+});
+
+const Mqtt = z.strictObject({
+  /** Assign outbound Topic Aliases to v5 clients that accept them. */
+  outboundTopicAliases: z.boolean().default(true),
+  /** Response Information prefix for v5 clients that request it ("" = not offered); the client id is appended. */
+  responseInformation: z.string().default(""),
+  /** Refuse every connection and send clients elsewhere (v5 CONNACK 0x9C/0x9D with Server Reference; 3.1.x: 0x03). */
+  redirect: Redirect.optional(),
+});
+
 export const ConfigSchema = z.strictObject({
   listeners: z.array(Listener).min(1).default([{ host: "127.0.0.1", port: 1883 }]),
   logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
   limits: Limits.default(() => Limits.parse({})),
   persistence: Persistence.default(() => Persistence.parse({})),
   auth: Auth.default(() => Auth.parse({})),
+  mqtt: Mqtt.default(() => Mqtt.parse({})),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

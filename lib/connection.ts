@@ -18,6 +18,8 @@ import type { Broker } from "./broker.ts";
 import { dispatch } from "./handlers/index.ts";
 import { log } from "./log.ts";
 import { encode, type Packet } from "./protocol/codec.ts";
+import type { Message, QoS } from "./message.ts";
+import { writePublish } from "./protocol/fast-codec.ts";
 import { Output } from "./protocol/output.ts";
 import { MqttError, RC, reasonName, v3ConnackCode } from "./protocol/reason-codes.ts";
 import type { Session } from "./session.ts";
@@ -76,6 +78,10 @@ export class Connection {
   sendWindow = 0;
   /** Inbound Topic Alias bindings, index = alias. */
   aliasesIn: (string | undefined)[] | null = null;
+  /** Outbound Topic Aliases we may assign: the client's Topic Alias Maximum (0 = none, [MQTT-3.1.2-26]). */
+  aliasOutMax = 0;
+  /** Outbound bindings topic → alias on this connection ([MQTT-3.3.2-7]: never carried over). */
+  private aliasesOut: Map<string, number> | null = null;
   /** The client allows Reason Strings / User Properties on acks ([MQTT-3.1.2-29]). */
   problemInfo = true;
   /** A DISCONNECT (v5: reason 0x00) was received: the will is discarded. */
@@ -228,27 +234,38 @@ export class Connection {
   fail(err: unknown): void {
     if (this.state === State.Closed) return;
     let code: number;
+    let why: string;
     if (err instanceof MqttError) {
       code = err.code;
+      why = err.message;
       log.debug("protocol error", { client: this.clientId || undefined, remote: this.remote, code: reasonName(code), err });
     } else {
       code = RC.IMPLEMENTATION_SPECIFIC_ERROR;
+      why = "internal error";
       log.error("handler failed; closing the connection", { client: this.clientId || undefined, err, stack: (err as Error)?.stack });
     }
     if (this.connackSent) {
-      this.close(code, true, reasonName(code));
+      this.close(code, true, why);
     } else if (this.version !== 0 && (this.state === State.New || this.state === State.Connecting)) {
-      this.refuse(code);
+      this.refuse(code, why, err instanceof MqttError ? err.serverReference : undefined);
     } else {
-      this.close(undefined, false, reasonName(code));
+      this.close(undefined, false, why);
     }
   }
 
-  /** Refuse a CONNECT: CONNACK with the code when the version has one, then close. */
-  refuse(code: number): void {
+  /**
+   * Refuse a CONNECT: CONNACK with the code when the version has one, then
+   * close. v5 gets the reason as a Reason String (allowed on CONNACK whatever
+   * Request Problem Information says, [MQTT-3.1.2-29]) and, for 0x9C/0x9D,
+   * the Server Reference (v5 §4.11).
+   */
+  refuse(code: number, why?: string, serverReference?: string): void {
     this.dropHeld();
     if (this.v5) {
-      this.sendPacket({ cmd: "connack", sessionPresent: false, reasonCode: code } as Packet);
+      const properties: Record<string, unknown> = {};
+      if (why !== undefined && why.length <= 256) properties.reasonString = why;
+      if (serverReference !== undefined && (code === RC.USE_ANOTHER_SERVER || code === RC.SERVER_MOVED)) properties.serverReference = serverReference;
+      this.sendPacket({ cmd: "connack", sessionPresent: false, reasonCode: code, properties } as Packet);
     } else {
       const rc = v3ConnackCode(code);
       if (rc !== null) this.sendPacket({ cmd: "connack", sessionPresent: false, returnCode: rc } as Packet);
@@ -262,6 +279,35 @@ export class Connection {
     const bytes = encode(packet, this.version === 0 ? 4 : this.version);
     this.out.append(bytes);
     this.markDirty();
+  }
+
+  /**
+   * Encode a PUBLISH to this client, with an outbound Topic Alias when the
+   * client allows them: the first PUBLISH of a topic binds the next free
+   * alias (topic + alias), later ones send an empty topic + alias. Aliases
+   * are handed out first come, first served up to the client's maximum
+   * ([MQTT-3.1.2-27], [MQTT-3.3.2-11]). Returns false when the packet would
+   * exceed the client's Maximum Packet Size (nothing written, no binding made).
+   */
+  writePublish(msg: Message, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: readonly number[] | null, now: number): boolean {
+    if (this.aliasOutMax === 0) {
+      if (!writePublish(this.out, msg, this.v5, qos, packetId, dup, retain, subIds, 0, true, this.maxOutPacket, now)) return false;
+      this.markDirty();
+      return true;
+    }
+    const map = (this.aliasesOut ??= new Map());
+    const bound = map.get(msg.topic);
+    if (bound !== undefined) {
+      if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, bound, false, this.maxOutPacket, now)) return false;
+    } else if (map.size < this.aliasOutMax) {
+      const alias = map.size + 1;
+      if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, alias, true, this.maxOutPacket, now)) return false;
+      map.set(msg.topic, alias);
+    } else if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, 0, true, this.maxOutPacket, now)) {
+      return false;
+    }
+    this.markDirty();
+    return true;
   }
 
   markDirty(): void {
@@ -309,7 +355,9 @@ export class Connection {
   close(reason: number | undefined, publishWill: boolean, why: string): void {
     if (this.state === State.Closed) return;
     if (reason !== undefined && this.v5 && this.connackSent) {
-      this.sendPacket({ cmd: "disconnect", reasonCode: reason } as Packet);
+      // A Reason String goes along when it fits the client's Maximum Packet Size ([MQTT-3.14.2-3]).
+      const properties = why.length <= 256 && why.length + 16 <= this.maxOutPacket ? { reasonString: why } : undefined;
+      this.sendPacket({ cmd: "disconnect", reasonCode: reason, properties } as Packet);
     }
     this.state = State.Closed;
     this.closedAt = Date.now();

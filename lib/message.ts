@@ -5,6 +5,8 @@
  * subscriber).
  */
 
+import type { SharedGroup } from "./topic-tree.ts";
+
 export type QoS = 0 | 1 | 2;
 
 export class Message {
@@ -61,5 +63,7 @@ export class Delivery {
     readonly qos: QoS,
     readonly retain: boolean,
     readonly subIds: readonly number[] | null,
+    /** The shared-subscription group it was given to this session for, if any (not persisted). */
+    readonly group: SharedGroup<unknown> | null = null,
   ) {}
 }

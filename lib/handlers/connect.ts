@@ -107,6 +107,12 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
   }
   conn.keepalive = serverKeepAlive ?? ka;
 
+  const redirect = broker.config.mqtt.redirect;
+  if (redirect !== undefined) {
+    // Server redirection (v5 §4.11): every client is sent elsewhere; 3.1.x clients get "server unavailable".
+    throw new MqttError(redirect.permanent ? RC.SERVER_MOVED : RC.USE_ANOTHER_SERVER, "this server has moved", redirect.serverReference);
+  }
+
   if (conn.v5 && props?.authenticationMethod !== undefined) {
     // Enhanced authentication is not offered: [MQTT-4.12.0-1].
     throw new MqttError(RC.BAD_AUTHENTICATION_METHOD, `authentication method ${String(props.authenticationMethod)} not supported`);
@@ -223,6 +229,7 @@ function accept(conn: Connection, p: ConnectPacket, clientId: string, assigned: 
   conn.maxOutPacket = (props?.maximumPacketSize as number | undefined) ?? 268_435_460;
   conn.problemInfo = props?.requestProblemInformation !== false;
   conn.aliasesIn = null;
+  conn.aliasOutMax = broker.config.mqtt.outboundTopicAliases ? ((props?.topicAliasMaximum as number | undefined) ?? 0) : 0;
 
   broker.attach(conn, session);
   broker.persistSession(session); // committed before CONNACK leaves (group commit)
@@ -243,6 +250,9 @@ function accept(conn: Connection, p: ConnectPacket, clientId: string, assigned: 
     if (assigned) ackProps.assignedClientIdentifier = clientId; // [MQTT-3.2.2-16]
     if (expiryTold !== undefined) ackProps.sessionExpiryInterval = expiryTold;
     if (serverKeepAlive !== undefined) ackProps.serverKeepAlive = serverKeepAlive;
+    // Response Information only when asked for ([MQTT-3.1.2-28] 5).
+    const prefix = broker.config.mqtt.responseInformation;
+    if (props?.requestResponseInformation === true && prefix !== "") ackProps.responseInformation = prefix + clientId;
     conn.sendPacket({ cmd: "connack", sessionPresent, reasonCode: RC.SUCCESS, properties: ackProps } as Packet);
   } else {
     conn.sendPacket({ cmd: "connack", sessionPresent, returnCode: V3_CONNACK.ACCEPTED } as Packet);

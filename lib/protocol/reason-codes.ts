@@ -64,14 +64,16 @@ export const V3_CONNACK = {
 } as const;
 
 /**
- * A protocol-level failure with the v5 reason code that describes it. `closes`
- * says whether the connection ends (true for everything thrown from a packet
- * handler; per-packet refusals are returned as ack codes instead of thrown).
+ * A failure that ends the connection, with the v5 reason code that describes
+ * it; its message becomes the v5 Reason String. (Per-packet refusals are ack
+ * codes, not thrown.)
  */
 export class MqttError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** For 0x9C / 0x9D: where the client should go (v5 Server Reference). */
+    readonly serverReference?: string,
   ) {
     super(message);
     this.name = "MqttError";
