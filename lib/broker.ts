@@ -8,6 +8,7 @@
  * with one flush of every connection that has output.
  */
 import { Authenticator } from "./auth.ts";
+import { type AuthMethod, defaultAuthMethods } from "./enhanced-auth.ts";
 import type { Config } from "./config.ts";
 import { type Connection, State } from "./connection.ts";
 import { log } from "./log.ts";
@@ -41,6 +42,8 @@ export class Broker {
   readonly topics = new TopicTree<Session>();
   readonly retained = new RetainedStore();
   readonly auth: Authenticator;
+  /** Enhanced authentication methods by name (v5 AUTH); register more with `set`. */
+  readonly authMethods: Map<string, AuthMethod>;
   /** Connections with output to flush at the end of this batch. */
   dirty: Connection[] = [];
   /** Sessions without a connection that have an expiry or a delayed will pending. */
@@ -76,6 +79,7 @@ export class Broker {
   ) {
     this.limits = config.limits;
     this.auth = new Authenticator(config.auth);
+    this.authMethods = defaultAuthMethods(config.auth);
     this.commitPerBatch = config.persistence.durability === "ack";
   }
 
@@ -612,6 +616,7 @@ export class Broker {
       switch (c.state) {
         case State.New:
         case State.Connecting:
+        case State.Authenticating:
           if (now - c.openedAt > lim.connectTimeoutMs) c.close(undefined, false, "no CONNECT in time");
           break;
         case State.Active:

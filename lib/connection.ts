@@ -15,6 +15,8 @@
  */
 import type { Socket } from "bun";
 import type { Broker } from "./broker.ts";
+import type { AuthExchange } from "./enhanced-auth.ts";
+import type { PendingConnect } from "./handlers/connect.ts";
 import { dispatch } from "./handlers/index.ts";
 import { log } from "./log.ts";
 import { encode, type Packet } from "./protocol/codec.ts";
@@ -33,6 +35,8 @@ export const enum State {
   Active = 2,
   /** Closing or closed: nothing more is read or dispatched. */
   Closed = 3,
+  /** Enhanced authentication exchange before CONNACK: only AUTH and DISCONNECT are allowed. */
+  Authenticating = 4,
 }
 
 let nextConnId = 1;
@@ -88,6 +92,12 @@ export class Connection {
   normalDisconnect = false;
   /** The CONNACK that accepted this connection went out; DISCONNECT is allowed from now ([MQTT-3.14.0-1]). */
   connackSent = false;
+  /** v5 Authentication Method of the CONNECT, or null (then AUTH is a Protocol Error, [MQTT-4.12.0-7]). */
+  authMethod: string | null = null;
+  /** The enhanced-authentication exchange in progress (first authentication or re-authentication). */
+  authExchange: AuthExchange | null = null;
+  /** The CONNECT waiting for its authentication exchange to finish. */
+  pendingConnect: PendingConnect | null = null;
 
   constructor(
     readonly socket: Socket<Connection>,
@@ -246,7 +256,7 @@ export class Connection {
     }
     if (this.connackSent) {
       this.close(code, true, why);
-    } else if (this.version !== 0 && (this.state === State.New || this.state === State.Connecting)) {
+    } else if (this.version !== 0 && (this.state === State.New || this.state === State.Connecting || this.state === State.Authenticating)) {
       this.refuse(code, why, err instanceof MqttError ? err.serverReference : undefined);
     } else {
       this.close(undefined, false, why);

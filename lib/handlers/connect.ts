@@ -113,15 +113,24 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
     throw new MqttError(redirect.permanent ? RC.SERVER_MOVED : RC.USE_ANOTHER_SERVER, "this server has moved", redirect.serverReference);
   }
 
+  const pending: PendingConnect = { p, clientId, assigned, will, serverKeepAlive };
+
   if (conn.v5 && props?.authenticationMethod !== undefined) {
-    // Enhanced authentication is not offered: [MQTT-4.12.0-1].
-    throw new MqttError(RC.BAD_AUTHENTICATION_METHOD, `authentication method ${String(props.authenticationMethod)} not supported`);
+    // Enhanced authentication (v5 §4.12): the method runs its exchange; unknown methods get 0x8C ([MQTT-4.12.0-1]).
+    const name = String(props.authenticationMethod);
+    const method = broker.authMethods.get(name);
+    if (!method) throw new MqttError(RC.BAD_AUTHENTICATION_METHOD, `authentication method ${name} not supported`);
+    conn.authMethod = name;
+    conn.authExchange = method.start();
+    conn.pendingConnect = pending;
+    continueAuth(conn, props.authenticationData as Buffer | undefined);
+    return;
   }
 
   const verdict = broker.auth.check(p.username, p.password);
   if (typeof verdict === "number") {
     if (verdict !== 0) throw new MqttError(verdict, "authentication failed");
-    accept(conn, p, clientId, assigned, will, serverKeepAlive);
+    accept(conn, pending);
     return;
   }
   // Slow hash: stop reading and hold the frames already read until the verdict
@@ -136,7 +145,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
         conn.refuse(code);
       } else {
         conn.state = State.New;
-        accept(conn, p, clientId, assigned, will, serverKeepAlive);
+        accept(conn, pending);
         conn.releaseHeld();
       }
     } catch (err) {
@@ -185,8 +194,43 @@ function generateClientId(conn: Connection): string {
   }
 }
 
+/** A validated CONNECT waiting for authentication to finish. */
+export interface PendingConnect {
+  p: ConnectPacket;
+  clientId: string;
+  assigned: boolean;
+  will: Will | null;
+  serverKeepAlive: number | undefined;
+}
+
+/**
+ * Feed one step of the enhanced-authentication exchange that a CONNECT
+ * started: more data → AUTH 0x18 ([MQTT-4.12.0-2]); success → accept with
+ * CONNACK carrying the method ([MQTT-4.12.0-5]); failure → refuse
+ * ([MQTT-4.12.0-4]).
+ */
+export function continueAuth(conn: Connection, data: Buffer | undefined): void {
+  const step = conn.authExchange!.step(data);
+  if (step.kind === "continue") {
+    conn.state = State.Authenticating;
+    conn.sendPacket({
+      cmd: "auth",
+      reasonCode: RC.CONTINUE_AUTHENTICATION,
+      properties: { authenticationMethod: conn.authMethod!, authenticationData: step.data },
+    } as Packet);
+    return;
+  }
+  conn.authExchange = null;
+  if (step.kind === "fail") throw new MqttError(step.code, step.reason);
+  const pending = conn.pendingConnect!;
+  conn.pendingConnect = null;
+  conn.state = State.New;
+  accept(conn, pending, step.data);
+}
+
 /** Steps of an accepted CONNECT, in the order of 3.1.1 §3.1.4 / 5 §3.1.4. */
-function accept(conn: Connection, p: ConnectPacket, clientId: string, assigned: boolean, will: Will | null, serverKeepAlive: number | undefined): void {
+function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): void {
+  const { p, clientId, assigned, will, serverKeepAlive } = pending;
   const broker = conn.broker;
   const lim = broker.limits;
   const props = p.properties as Record<string, unknown> | undefined;
@@ -253,6 +297,10 @@ function accept(conn: Connection, p: ConnectPacket, clientId: string, assigned: 
     // Response Information only when asked for ([MQTT-3.1.2-28] 5).
     const prefix = broker.config.mqtt.responseInformation;
     if (props?.requestResponseInformation === true && prefix !== "") ackProps.responseInformation = prefix + clientId;
+    if (conn.authMethod !== null) {
+      ackProps.authenticationMethod = conn.authMethod; // [MQTT-4.12.0-5]
+      if (authData !== undefined) ackProps.authenticationData = authData;
+    }
     conn.sendPacket({ cmd: "connack", sessionPresent, reasonCode: RC.SUCCESS, properties: ackProps } as Packet);
   } else {
     conn.sendPacket({ cmd: "connack", sessionPresent, returnCode: V3_CONNACK.ACCEPTED } as Packet);

@@ -30,7 +30,23 @@ export function dispatch(conn: Connection, type: number, flags: number, buf: Buf
     onConnectFrame(conn, buf.subarray(frame, end));
     return;
   }
-  if (conn.state !== State.Active) throw new MqttError(RC.PROTOCOL_ERROR, "packet before CONNECT"); // [MQTT-3.1.0-1]
+  if (conn.state !== State.Active) {
+    if (conn.state === State.Authenticating) {
+      // During enhanced authentication only AUTH and DISCONNECT may be sent ([MQTT-3.1.2-30] 5).
+      if (type === 15) {
+        const p = decodeFrame(buf.subarray(frame, end), 5) as AuthPacket;
+        if (end - body >= 2) checkRawProps(buf, body + 1, "AUTH");
+        handleAuth(conn, p);
+        return;
+      }
+      if (type === 14) {
+        conn.close(undefined, false, "client abandoned authentication");
+        return;
+      }
+      throw new MqttError(RC.PROTOCOL_ERROR, "only AUTH or DISCONNECT may be sent during authentication");
+    }
+    throw new MqttError(RC.PROTOCOL_ERROR, "packet before CONNECT"); // [MQTT-3.1.0-1]
+  }
   const v5 = conn.v5;
   switch (type) {
     case 3:
