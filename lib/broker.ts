@@ -20,6 +20,14 @@ import { Session, type Will } from "./session.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { type SharedGroup, Subscription, TopicTree } from "./topic-tree.ts";
 
+const MATCH_CACHE_ENTRIES = 10_000;
+const MATCH_CACHE_REFS = 1_000_000;
+
+interface CachedMatch {
+  readonly subs: Subscription<Session>[];
+  readonly groups: SharedGroup<Session>[];
+}
+
 /** Close a socket that was ended but never closed by its peer after this long. */
 const LINGER_MS = 5000;
 
@@ -61,8 +69,9 @@ export class Broker {
 
   // Routing scratch, reused for every message (no allocation per route).
   private routeEpoch = 0;
-  private readonly matchBuf: Subscription<Session>[] = [];
-  private readonly groupBuf: SharedGroup<Session>[] = [];
+  private readonly matchCache = new Map<string, CachedMatch>();
+  private cacheVersion = -1;
+  private cachedRefs = 0;
   private readonly targets: Session[] = [];
   private readonly tQos: QoS[] = [];
   private readonly tRap: boolean[] = [];
@@ -232,9 +241,10 @@ export class Broker {
    * gets one copy for one member. Returns how many sessions it reached.
    */
   route(msg: Message): number {
-    const subs = this.matchBuf;
-    const groups = this.groupBuf;
-    const n = this.topics.match(msg.topic, subs, groups);
+    const m = this.matchOf(msg.topic);
+    const subs = m.subs;
+    const groups = m.groups;
+    const n = subs.length;
     if (n === 0 && groups.length === 0) return 0;
     const epoch = ++this.routeEpoch;
     const targets = this.targets;
@@ -270,6 +280,34 @@ export class Broker {
     }
     for (let i = 0; i < groups.length; i++) this.deliverShared(groups[i]!, msg);
     return count + groups.length;
+  }
+
+  /**
+   * Match results by topic, valid while the trie is unchanged (any subscribe
+   * or unsubscribe clears it). Publishers repeat topics, and the topic string
+   * is interned per connection, so a hit costs one Map lookup instead of a
+   * trie walk. Bounded in entries and in subscriptions referenced.
+   */
+  private matchOf(topic: string): CachedMatch {
+    if (this.cacheVersion !== this.topics.version) {
+      this.matchCache.clear();
+      this.cachedRefs = 0;
+      this.cacheVersion = this.topics.version;
+    }
+    let m = this.matchCache.get(topic);
+    if (m === undefined) {
+      const subs: Subscription<Session>[] = [];
+      const groups: SharedGroup<Session>[] = [];
+      this.topics.match(topic, subs, groups);
+      m = { subs, groups };
+      if (this.matchCache.size >= MATCH_CACHE_ENTRIES || this.cachedRefs > MATCH_CACHE_REFS) {
+        this.matchCache.clear();
+        this.cachedRefs = 0;
+      }
+      this.matchCache.set(topic, m);
+      this.cachedRefs += subs.length + groups.length + 1;
+    }
+    return m;
   }
 
   /** One member per shared group, round-robin, preferring connected members with room. */

@@ -73,6 +73,8 @@ export class TopicTree<S> {
   private readonly root = new Node<S>(null, "");
   /** Non-shared plus shared subscriptions held. */
   count = 0;
+  /** Bumped on every change, so match results cached by callers can be invalidated. */
+  version = 0;
 
   /** Add a subscription (the caller guarantees one per session and filter). */
   add(sub: Subscription<S>): void {
@@ -88,6 +90,7 @@ export class TopicTree<S> {
       g.members.push(sub);
     }
     this.count++;
+    this.version++;
   }
 
   /** Remove a subscription previously added. */
@@ -105,6 +108,7 @@ export class TopicTree<S> {
     }
     sub.slot = -1;
     this.count--;
+    this.version++;
     this.prune(node);
   }
 

@@ -59,11 +59,20 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   }
 
   // A kept message must not pin the socket chunk: copy what outlives this batch (DESIGN.md 7).
+  // (allocUnsafe + copy is ~35% cheaper than Buffer.from(view) on Bun 1.4.)
   const keep = qos > 0 || f.retain;
-  const payload = keep ? Buffer.from(f.payload) : f.payload;
+  const end = f.end;
+  let payload: Buffer;
+  if (keep) {
+    payload = Buffer.allocUnsafe(end - f.payloadStart);
+    f.buf.copy(payload, 0, f.payloadStart, end);
+  } else {
+    payload = f.buf.subarray(f.payloadStart, end);
+  }
   const props = f.props !== null && keep ? Buffer.from(f.props) : f.props;
   const now = broker.now();
   const msg = new Message(topic, payload, qos, f.retain, props, f.expiry >= 0 ? now + f.expiry * 1000 : 0, conn.clientId);
+  if (f.topicBytes !== null) msg.topicBytes = f.topicBytes; // shared, never mutated
   if (qos === 2) {
     s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
     if (s.stored) broker.store.addInbound(s.id, id);

@@ -71,14 +71,32 @@ function protocolError(msg: string): never {
   throw new MqttError(RC.PROTOCOL_ERROR, msg);
 }
 
+/**
+ * The last topic decoded on one connection. Publishers usually repeat their
+ * topic, so when the bytes are the same the string (with its cached hash, for
+ * the route cache) and an owned copy of the bytes (for encoding) are reused
+ * instead of decoding and validating again.
+ */
+export class TopicCache {
+  bytes: Buffer | null = null;
+  topic = "";
+}
+
 /** Fields of an inbound PUBLISH; one shared instance, valid until the next decode. */
 export interface PublishFields {
   topic: string;
+  /** Owned UTF-8 bytes of `topic` (null for an empty topic). */
+  topicBytes: Buffer | null;
+  /** The frame and the payload's place in it (copy it to keep it). */
+  buf: Buffer;
+  payloadStart: number;
+  end: number;
+  /** A view of the payload (into the frame). */
+  readonly payload: Buffer;
   qos: QoS;
   retain: boolean;
   dup: boolean;
   packetId: number;
-  payload: Buffer;
   /** v5 pass-through properties (a view into the frame), or null. */
   props: Buffer | null;
   /** Message Expiry Interval in seconds, or -1 when absent. */
@@ -91,11 +109,17 @@ export interface PublishFields {
 
 const pub: PublishFields = {
   topic: "",
+  topicBytes: null,
+  buf: Buffer.alloc(0),
+  payloadStart: 0,
+  end: 0,
+  get payload(): Buffer {
+    return this.buf.subarray(this.payloadStart, this.end);
+  },
   qos: 0,
   retain: false,
   dup: false,
   packetId: 0,
-  payload: Buffer.alloc(0),
   props: null,
   expiry: -1,
   alias: 0,
@@ -109,7 +133,9 @@ const pub: PublishFields = {
  * topic ([MQTT-3.3.2-1]), v5 property ids, types, duplicates and placement
  * (a client may not send a Subscription Identifier, [MQTT-3.3.4-6]).
  */
-export function decodePublish(buf: Buffer, start: number, end: number, flags: number, v5: boolean): PublishFields {
+const defaultCache = new TopicCache();
+
+export function decodePublish(buf: Buffer, start: number, end: number, flags: number, v5: boolean, cache: TopicCache = defaultCache): PublishFields {
   const qos = (flags >> 1) & 3;
   if (qos === 3) malformed("PUBLISH with QoS 3"); // [MQTT-3.3.1-4]
   const dup = (flags & 8) !== 0;
@@ -119,7 +145,20 @@ export function decodePublish(buf: Buffer, start: number, end: number, flags: nu
   const tlen = (buf[p]! << 8) | buf[p + 1]!;
   p += 2;
   if (p + tlen > end) malformed("PUBLISH topic runs past the packet");
-  pub.topic = tlen === 0 ? "" : decodeUtf8(buf, p, p + tlen);
+  if (tlen === 0) {
+    pub.topic = "";
+    pub.topicBytes = null;
+  } else {
+    const c = cache.bytes;
+    if (c === null || c.length !== tlen || !sameBytes(c, buf, p)) {
+      cache.topic = decodeUtf8(buf, p, p + tlen);
+      const b = Buffer.allocUnsafe(tlen);
+      buf.copy(b, 0, p, p + tlen);
+      cache.bytes = b;
+    }
+    pub.topic = cache.topic;
+    pub.topicBytes = cache.bytes;
+  }
   p += tlen;
   pub.packetId = 0;
   if (qos > 0) {
@@ -136,8 +175,17 @@ export function decodePublish(buf: Buffer, start: number, end: number, flags: nu
   pub.qos = qos as QoS;
   pub.retain = (flags & 1) !== 0;
   pub.dup = dup;
-  pub.payload = buf.subarray(p, end);
+  pub.buf = buf;
+  pub.payloadStart = p;
+  pub.end = end;
   return pub;
+}
+
+function sameBytes(a: Buffer, buf: Buffer, p: number): boolean {
+  const n = a.length;
+  if (n > 32) return a.compare(buf, p, p + n) === 0;
+  for (let i = 0; i < n; i++) if (a[i] !== buf[p + i]) return false;
+  return true;
 }
 
 function readString(buf: Buffer, p: number, end: number): number {
