@@ -13,6 +13,7 @@ import type { Config } from "./config.ts";
 import { type Connection, State } from "./connection.ts";
 import { log } from "./log.ts";
 import { Delivery, Message, type QoS } from "./message.ts";
+import { ConnackEncoder } from "./protocol/connack.ts";
 import { PUBREL, writeAck } from "./protocol/fast-codec.ts";
 import { RC } from "./protocol/reason-codes.ts";
 import { RetainedStore } from "./retained.ts";
@@ -50,6 +51,8 @@ export class Broker {
   readonly topics = new TopicTree<Session>();
   readonly retained = new RetainedStore();
   readonly auth: Authenticator;
+  /** Success CONNACK encoder with our v5 capabilities pre-encoded. */
+  readonly connack: ConnackEncoder;
   /** Enhanced authentication methods by name (v5 AUTH); register more with `set`. */
   readonly authMethods: Map<string, AuthMethod>;
   /** Connections with output to flush at the end of this batch. */
@@ -89,6 +92,11 @@ export class Broker {
     this.limits = config.limits;
     this.auth = new Authenticator(config.auth);
     this.authMethods = defaultAuthMethods(config.auth);
+    this.connack = new ConnackEncoder({
+      receiveMaximum: config.limits.receiveMaximum,
+      maximumPacketSize: config.limits.maxPacketSize,
+      topicAliasMaximum: config.limits.topicAliasMaximum,
+    });
     this.commitPerBatch = config.persistence.durability === "ack";
   }
 
@@ -176,7 +184,7 @@ export class Broker {
     // Shared-subscription messages this member had not finished go to another member
     // (v5 §4.8.2): queued ones, and QoS 1 in flight. QoS 2 already sent must not ([MQTT-4.8.2-5]).
     const handBack: Delivery[] = [];
-    for (const d of s.queue.toArray()) if (d.group !== null) handBack.push(d);
+    if (s.queue.length > 0) for (const d of s.queue.toArray()) if (d.group !== null) handBack.push(d);
     for (const d of s.inflight.ordered()) if (d.group !== null && d.qos === 1) handBack.push(d);
     this.unpersistSession(s);
     for (const sub of s.subs.values()) this.topics.remove(sub);

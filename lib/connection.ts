@@ -250,7 +250,7 @@ export class Connection {
     if (err instanceof MqttError) {
       code = err.code;
       why = err.message;
-      log.debug("protocol error", { client: this.clientId || undefined, remote: this.remote, code: reasonName(code), err });
+      if (log.debugEnabled) log.debug("protocol error", { client: this.clientId || undefined, remote: this.remote, code: reasonName(code), err });
     } else {
       code = RC.IMPLEMENTATION_SPECIFIC_ERROR;
       why = "internal error";
@@ -375,7 +375,7 @@ export class Connection {
     this.closedAt = Date.now();
     this.partial = null;
     this.held = null;
-    log.debug("closing connection", { client: this.clientId || undefined, remote: this.remote, why });
+    if (log.debugEnabled) log.debug("closing connection", { client: this.clientId || undefined, remote: this.remote, why });
     this.broker.detach(this, publishWill && !this.normalDisconnect);
     this.endAfterFlush = true;
     this.markDirty();

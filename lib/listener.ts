@@ -22,11 +22,8 @@ export function startListener(opts: ListenerOptions, broker: Broker): TCPSocketL
       open(socket: Socket<Connection>) {
         const conn = new Connection(socket, broker, broker.now());
         socket.data = conn;
-        if (!broker.adopt(conn)) {
-          socket.terminate();
-          return;
-        }
-        socket.setNoDelay(true);
+        // (Bun sets TCP_NODELAY on accepted sockets itself.)
+        if (!broker.adopt(conn)) socket.terminate();
       },
       data(socket: Socket<Connection>, chunk: Buffer) {
         const conn = socket.data;

@@ -2,7 +2,8 @@
  * @module log
  * A tiny structured logger: `log.warn("msg", { client, err })` prints one line
  * `TIME LEVEL msg key=value ...` to stderr. Levels below the configured one
- * cost one comparison.
+ * cost one comparison; on hot paths guard with `log.debugEnabled` so the
+ * fields object is not even built.
  */
 
 export type Level = "error" | "warn" | "info" | "debug";

@@ -29,13 +29,17 @@ export interface Will {
  * handed out in sequence and never reuse one that is still in flight
  * (3.1.1 [MQTT-2.3.1-4], 5 [MQTT-2.2.1-4]).
  */
+const EMPTY_SLOTS: (Delivery | undefined)[] = [];
+
 export class InflightTable {
-  private slots: (Delivery | undefined)[] = new Array(16).fill(undefined);
-  private mask = 15;
+  // Allocated on first use: most connections never have anything in flight.
+  private slots: (Delivery | undefined)[] = EMPTY_SLOTS;
+  private mask = 0;
   count = 0;
   private lastId = 0;
 
   get(id: number): Delivery | undefined {
+    if (this.count === 0) return undefined;
     const d = this.slots[id & this.mask];
     return d !== undefined && d.packetId === id ? d : undefined;
   }
@@ -44,6 +48,7 @@ export class InflightTable {
   nextId(): number {
     if (this.count >= 65535) throw new Error("all 65535 packet identifiers are in flight");
     if (this.count * 2 >= this.slots.length && this.slots.length < 65536) this.grow();
+    // (slots is never empty past this point: grow() makes at least 16)
     for (;;) {
       const id = (this.lastId % 65535) + 1;
       this.lastId = id;
@@ -53,6 +58,7 @@ export class InflightTable {
 
   /** Put a delivery whose `packetId` is set (new, or restored from the store). */
   add(d: Delivery): void {
+    if (this.slots.length === 0) this.grow();
     // At 65536 slots every id has its own slot, so growing always ends a collision.
     while (this.slots[d.packetId & this.mask] !== undefined || (this.count * 2 >= this.slots.length && this.slots.length < 65536)) this.grow();
     this.slots[d.packetId & this.mask] = d;
@@ -60,6 +66,7 @@ export class InflightTable {
   }
 
   remove(id: number): Delivery | undefined {
+    if (this.count === 0) return undefined;
     const i = id & this.mask;
     const d = this.slots[i];
     if (d === undefined || d.packetId !== id) return undefined;
@@ -70,25 +77,51 @@ export class InflightTable {
 
   /** All in-flight deliveries in the order they were first sent. */
   ordered(): Delivery[] {
+    if (this.count === 0) return [];
     const out: Delivery[] = [];
     for (const d of this.slots) if (d !== undefined) out.push(d);
     return out.sort((a, b) => a.seq - b.seq);
   }
 
   clear(): void {
-    this.slots = new Array(16).fill(undefined);
-    this.mask = 15;
+    if (this.count === 0) return;
+    this.slots = EMPTY_SLOTS;
+    this.mask = 0;
     this.count = 0;
   }
 
   private grow(): void {
     if (this.slots.length >= 65536) throw new Error("in-flight table full");
     const old = this.slots;
-    this.slots = new Array(old.length * 2).fill(undefined);
+    this.slots = new Array(Math.max(16, old.length * 2)).fill(undefined);
     this.mask = this.slots.length - 1;
     for (const d of old) if (d !== undefined) this.slots[d.packetId & this.mask] = d;
   }
 }
+
+/** A set of packet ids whose Set is only created when first needed (idle sessions stay small). */
+export class PacketIdSet {
+  private set: Set<number> | null = null;
+  get size(): number {
+    return this.set === null ? 0 : this.set.size;
+  }
+  has(id: number): boolean {
+    return this.set !== null && this.set.has(id);
+  }
+  add(id: number): void {
+    (this.set ??= new Set()).add(id);
+  }
+  delete(id: number): boolean {
+    return this.set !== null && this.set.delete(id);
+  }
+  clear(): void {
+    this.set = null;
+  }
+  [Symbol.iterator](): Iterator<number> {
+    return (this.set ?? EMPTY_IDS)[Symbol.iterator]();
+  }
+}
+const EMPTY_IDS: ReadonlySet<number> = new Set();
 
 /** FIFO of deliveries waiting for the in-flight window or for the client to return. */
 export class DeliveryQueue {
@@ -142,7 +175,7 @@ export class Session {
   readonly inflight = new InflightTable();
   readonly queue = new DeliveryQueue();
   /** Inbound QoS 2 packet ids received and not yet released by PUBREL. */
-  readonly inboundQos2 = new Set<number>();
+  readonly inboundQos2 = new PacketIdSet();
   will: Will | null = null;
   /** Session Expiry Interval in seconds; 0 = ends with the connection. */
   expiryInterval = 0;

@@ -16,7 +16,8 @@ import { log } from "../log.ts";
 import type { QoS } from "../message.ts";
 import { type ConnectPacket, connectPropOffsets, decodeConnect, type Packet, rawConnectLevel, rawWillProps } from "../protocol/codec.ts";
 import { CONNECT_PROPS, checkProps, checkRawProps, WILL_PROPS } from "../protocol/properties.ts";
-import { MqttError, RC, V3_CONNACK } from "../protocol/reason-codes.ts";
+import type { ConnackExtras } from "../protocol/connack.ts";
+import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { checkDecodedString, topicNameError } from "../protocol/validate.ts";
 import { Session, type Will } from "../session.ts";
 
@@ -282,30 +283,23 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
   conn.state = State.Active;
   conn.connackSent = true;
   if (conn.v5) {
-    const ackProps: Record<string, unknown> = {
-      receiveMaximum: lim.receiveMaximum,
-      maximumPacketSize: lim.maxPacketSize,
-      topicAliasMaximum: lim.topicAliasMaximum,
-      retainAvailable: true,
-      wildcardSubscriptionAvailable: true,
-      subscriptionIdentifiersAvailable: true,
-      sharedSubscriptionAvailable: true,
-    };
-    if (assigned) ackProps.assignedClientIdentifier = clientId; // [MQTT-3.2.2-16]
-    if (expiryTold !== undefined) ackProps.sessionExpiryInterval = expiryTold;
-    if (serverKeepAlive !== undefined) ackProps.serverKeepAlive = serverKeepAlive;
+    let x: ConnackExtras | null = null;
+    if (assigned) (x ??= {}).assignedClientIdentifier = clientId; // [MQTT-3.2.2-16]
+    if (expiryTold !== undefined) (x ??= {}).sessionExpiryInterval = expiryTold;
+    if (serverKeepAlive !== undefined) (x ??= {}).serverKeepAlive = serverKeepAlive;
     // Response Information only when asked for ([MQTT-3.1.2-28] 5).
     const prefix = broker.config.mqtt.responseInformation;
-    if (props?.requestResponseInformation === true && prefix !== "") ackProps.responseInformation = prefix + clientId;
+    if (props?.requestResponseInformation === true && prefix !== "") (x ??= {}).responseInformation = prefix + clientId;
     if (conn.authMethod !== null) {
-      ackProps.authenticationMethod = conn.authMethod; // [MQTT-4.12.0-5]
-      if (authData !== undefined) ackProps.authenticationData = authData;
+      (x ??= {}).authenticationMethod = conn.authMethod; // [MQTT-4.12.0-5]
+      if (authData !== undefined) x.authenticationData = authData;
     }
-    conn.sendPacket({ cmd: "connack", sessionPresent, reasonCode: RC.SUCCESS, properties: ackProps } as Packet);
+    broker.connack.writeV5(conn.out, sessionPresent, x);
   } else {
-    conn.sendPacket({ cmd: "connack", sessionPresent, returnCode: V3_CONNACK.ACCEPTED } as Packet);
+    broker.connack.writeV3(conn.out, sessionPresent);
   }
-  log.debug("client connected", { client: clientId, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
+  conn.markDirty();
+  if (log.debugEnabled) log.debug("client connected", { client: clientId, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
 
   // 4. Re-send what was in flight, then the queue.
   if (sessionPresent) broker.resume(session, conn);
