@@ -427,10 +427,7 @@ export class Broker {
   /** Stop reading a publisher that overflows session `s` (never the session's own connection). */
   private block(s: Session, pub: Connection | null): void {
     if (pub === null || pub === s.conn || pub.state !== State.Active) return;
-    if (!pub.paused) {
-      pub.paused = true;
-      pub.socket.pause();
-    }
+    pub.pauseReading();
     if (s.blockers === null) {
       s.blockers = [];
       s.blockedSince = this.now();
@@ -446,13 +443,13 @@ export class Broker {
     s.blockers = null;
     s.blockedSince = 0;
     this.congested.delete(s);
-    const now = this.now();
-    for (const c of b) {
-      if (!c.paused) continue;
-      c.paused = false;
-      c.lastRx = now; // it could not send PINGREQ while we did not read it
-      if (c.state !== State.Closed) c.socket.resume();
-    }
+    // Resume on the next turn: processing a held publisher's frames here would
+    // re-enter routing from inside another client's packet handler.
+    setImmediate(() => {
+      const now = this.now();
+      for (const c of b) c.resumeReading(now);
+      this.endBatch();
+    });
   }
 
   /** PUBREC received: the delivery now waits for PUBCOMP. */

@@ -40,6 +40,7 @@ export const enum State {
 }
 
 let nextConnId = 1;
+const EMPTY_CHUNK = Buffer.alloc(0);
 
 export class Connection {
   readonly id = nextConnId++;
@@ -137,6 +138,10 @@ export class Connection {
         this.frame(frame, 0, frame.length);
         if (this.isClosed()) return;
         pos = take;
+        if (this.paused) {
+          this.hold(chunk, pos, chunk.length);
+          return;
+        }
       } else {
         buf = Buffer.concat([this.partial.subarray(0, this.partialLen), chunk]);
         this.partial = null;
@@ -185,12 +190,45 @@ export class Connection {
       this.frame(buf, pos, pos + total);
       if (this.isClosed()) return;
       pos += total;
+      if (this.paused) {
+        // Held back by a full subscriber queue: stop at this packet, keep the rest for resume().
+        this.hold(buf, pos, n);
+        return;
+      }
     }
     if (pos < n) {
       this.partial = Buffer.from(buf.subarray(pos, n));
       this.partialLen = n - pos;
       this.partialNeed = 0;
     }
+  }
+
+  /** Keep unprocessed bytes (at most the rest of one read) until reading resumes. */
+  private hold(buf: Buffer, from: number, to: number): void {
+    if (from >= to) return;
+    this.partial = Buffer.from(buf.subarray(from, to));
+    this.partialLen = to - from;
+    this.partialNeed = 0;
+  }
+
+  /**
+   * Stop reading: a subscriber this client publishes to has a full queue.
+   * Frames already read but not processed wait in `partial`.
+   */
+  pauseReading(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  /** Read again, first processing what was held back (may pause again). */
+  resumeReading(now: number): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.lastRx = now; // it could not send PINGREQ while we did not read it
+    if (this.state === State.Closed) return;
+    this.socket.resume();
+    if (this.partial !== null && this.partialNeed === 0) this.onData(EMPTY_CHUNK, now);
   }
 
   /** Handle one complete frame `buf[start..end)`. */
