@@ -313,8 +313,11 @@ export class Connection {
     this.dropHeld();
     if (this.v5) {
       const properties: Record<string, unknown> = {};
-      if (why !== undefined && why.length <= 256) properties.reasonString = why;
       if (serverReference !== undefined && (code === RC.USE_ANOTHER_SERVER || code === RC.SERVER_MOVED)) properties.serverReference = serverReference;
+      // The Reason String is optional: left out when it would exceed the client's limit ([MQTT-3.2.2-19]).
+      if (why !== undefined && why.length <= 256 && 8 + Buffer.byteLength(why) + (serverReference?.length ?? 0) * 4 <= this.maxOutPacket) {
+        properties.reasonString = why;
+      }
       this.sendPacket({ cmd: "connack", sessionPresent: false, reasonCode: code, properties } as Packet);
     } else {
       const rc = v3ConnackCode(code);

@@ -75,11 +75,15 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
     checkRawProps(frame, at.props, "CONNECT");
     if (at.will >= 0) checkRawProps(frame, at.will, "will properties");
     checkProps(props, CONNECT_PROPS, "CONNECT");
+    // Known from here on, so even a refusing CONNACK respects it ([MQTT-3.1.2-24]).
+    const mps = props?.maximumPacketSize as number | undefined;
+    if (mps !== undefined && mps > 0) conn.maxOutPacket = mps;
     if (props?.receiveMaximum === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Receive Maximum 0");
     if (props?.maximumPacketSize === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Maximum Packet Size 0");
     if (props?.authenticationData !== undefined && props.authenticationMethod === undefined) {
       throw new MqttError(RC.PROTOCOL_ERROR, "Authentication Data without Authentication Method");
     }
+
   }
   const will = p.will ? parseWill(conn, p.will as WillPacket, lim.maxTopicLevels, frame) : null;
 
@@ -294,7 +298,7 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
       (x ??= {}).authenticationMethod = conn.authMethod; // [MQTT-4.12.0-5]
       if (authData !== undefined) x.authenticationData = authData;
     }
-    broker.connack.writeV5(conn.out, sessionPresent, x);
+    broker.connack.writeV5(conn.out, sessionPresent, x, conn.maxOutPacket);
   } else {
     broker.connack.writeV3(conn.out, sessionPresent);
   }

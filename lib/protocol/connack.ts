@@ -62,16 +62,21 @@ class PropWriter {
 
 export class ConnackEncoder {
   private readonly common: Buffer;
+  /** The same properties one by one, most important first (see writeV5's fallback). */
+  private readonly commonParts: Buffer[];
 
   constructor(limits: ConnackLimits) {
     const w = new PropWriter();
     w.u16(0x21, limits.receiveMaximum);
     w.u32(0x27, limits.maximumPacketSize);
     w.u16(0x22, limits.topicAliasMaximum);
+    // The four "available" flags equal their defaults (absent = 1); sent to be explicit,
+    // and the first to go when the client's Maximum Packet Size is tiny.
     w.byte(0x25, 1); // Retain Available
     w.byte(0x28, 1); // Wildcard Subscription Available
     w.byte(0x29, 1); // Subscription Identifiers Available
     w.byte(0x2a, 1); // Shared Subscription Available
+    this.commonParts = w.parts;
     this.common = Buffer.concat(w.parts);
   }
 
@@ -86,8 +91,13 @@ export class ConnackEncoder {
     out.len = p + 4;
   }
 
-  /** v5 CONNACK 0x00 with our capabilities and the client's extras. */
-  writeV5(out: Output, sessionPresent: boolean, x: ConnackExtras | null): void {
+  /**
+   * v5 CONNACK 0x00 with our capabilities and the client's extras. The
+   * whole packet stays within the client's Maximum Packet Size
+   * ([MQTT-3.1.2-24]): if everything does not fit, the per-client extras go
+   * first, then our capabilities in order of importance while they fit.
+   */
+  writeV5(out: Output, sessionPresent: boolean, x: ConnackExtras | null, maxSize = 268_435_460): void {
     let extra: PropWriter | null = null;
     if (x !== null) {
       extra = new PropWriter();
@@ -98,28 +108,40 @@ export class ConnackEncoder {
       if (x.authenticationMethod !== undefined) extra.str(0x15, x.authenticationMethod);
       if (x.authenticationData !== undefined) extra.bin(0x16, x.authenticationData);
     }
-    const plen = this.common.length + (extra?.len ?? 0);
-    const vbiLen = plen < 128 ? 1 : plen < 16384 ? 2 : 3;
-    const rl = 2 + vbiLen + plen;
-    const rlLen = rl < 128 ? 1 : rl < 16384 ? 2 : 3;
-    let p = out.reserve(1 + rlLen + rl);
+    let parts: Buffer[] = extra === null ? [this.common] : [...extra.parts, this.common];
+    let plen = this.common.length + (extra?.len ?? 0);
+    if (size(plen) > maxSize) {
+      parts = [];
+      plen = 0;
+      for (const part of [...(extra?.parts ?? []), ...this.commonParts]) {
+        if (size(plen + part.length) <= maxSize) {
+          parts.push(part);
+          plen += part.length;
+        }
+      }
+    }
+    const rl = 2 + vbiSize(plen) + plen;
+    let p = out.reserve(1 + vbiSize(rl) + rl);
     const b = out.buf;
     b[p++] = 0x20;
     p = vbi(b, p, rl);
     b[p++] = sessionPresent ? 1 : 0;
     b[p++] = 0; // reason: Success
     p = vbi(b, p, plen);
-    b.set(this.common, p);
-    p += this.common.length;
-    if (extra !== null) {
-      for (const part of extra.parts) {
-        b.set(part, p);
-        p += part.length;
-      }
+    for (const part of parts) {
+      b.set(part, p);
+      p += part.length;
     }
     out.len = p;
   }
 }
+
+const vbiSize = (n: number) => (n < 128 ? 1 : n < 16384 ? 2 : 3);
+/** Whole CONNACK size for a property section of `plen` bytes. */
+const size = (plen: number) => {
+  const rl = 2 + vbiSize(plen) + plen;
+  return 1 + vbiSize(rl) + rl;
+};
 
 function vbi(b: Buffer, p: number, n: number): number {
   do {
