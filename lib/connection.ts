@@ -21,7 +21,7 @@ import { dispatch } from "./handlers/index.ts";
 import { log } from "./log.ts";
 import { encode, type Packet } from "./protocol/codec.ts";
 import type { Message, QoS } from "./message.ts";
-import { TopicCache, writePublish } from "./protocol/fast-codec.ts";
+import { type TopicCache, writePublish } from "./protocol/fast-codec.ts";
 import { Output } from "./protocol/output.ts";
 import { MqttError, RC, reasonName, v3ConnackCode } from "./protocol/reason-codes.ts";
 import type { Session } from "./session.ts";
@@ -39,11 +39,9 @@ export const enum State {
   Authenticating = 4,
 }
 
-let nextConnId = 1;
 const EMPTY_CHUNK = Buffer.alloc(0);
 
-export class Connection {
-  readonly id = nextConnId++;
+export class Connection implements TopicCache {
   state = State.New;
   /** 0 until CONNECT is decoded; then 3 (3.1), 4 (3.1.1) or 5. */
   version: 0 | 3 | 4 | 5 = 0;
@@ -81,8 +79,9 @@ export class Connection {
   maxOutPacket = 268_435_460;
   /** How many QoS 1/2 deliveries may be unacknowledged: min(our maxInflight, client's Receive Maximum). */
   sendWindow = 0;
-  /** The last PUBLISH topic from this client (decoded once, reused while it repeats). */
-  readonly topicCache = new TopicCache();
+  /** The last PUBLISH topic from this client, decoded once and reused while it repeats (TopicCache). */
+  lastTopicBytes: Buffer | null = null;
+  lastTopic = "";
   /** Inbound Topic Alias bindings, index = alias. */
   aliasesIn: (string | undefined)[] | null = null;
   /** Outbound Topic Aliases we may assign: the client's Topic Alias Maximum (0 = none, [MQTT-3.1.2-26]). */

@@ -123,9 +123,11 @@ export class PacketIdSet {
 }
 const EMPTY_IDS: ReadonlySet<number> = new Set();
 
+const NO_ITEMS: (Delivery | undefined)[] = [];
+
 /** FIFO of deliveries waiting for the in-flight window or for the client to return. */
 export class DeliveryQueue {
-  private items: (Delivery | undefined)[] = [];
+  private items: (Delivery | undefined)[] = NO_ITEMS;
   private head = 0;
   bytes = 0;
 
@@ -134,6 +136,7 @@ export class DeliveryQueue {
   }
 
   push(d: Delivery): void {
+    if (this.items === NO_ITEMS) this.items = [];
     this.items.push(d);
     this.bytes += d.msg.payload.length;
   }
@@ -147,7 +150,7 @@ export class DeliveryQueue {
     const d = this.items[this.head];
     this.items[this.head++] = undefined;
     if (this.head === this.items.length) {
-      this.items.length = 0;
+      this.items = NO_ITEMS;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
@@ -162,7 +165,7 @@ export class DeliveryQueue {
   }
 
   clear(): void {
-    this.items = [];
+    this.items = NO_ITEMS;
     this.head = 0;
     this.bytes = 0;
   }

@@ -50,7 +50,7 @@ export function dispatch(conn: Connection, type: number, flags: number, buf: Buf
   const v5 = conn.v5;
   switch (type) {
     case 3:
-      handlePublish(conn, decodePublish(buf, body, end, flags, v5, conn.topicCache));
+      handlePublish(conn, decodePublish(buf, body, end, flags, v5, conn));
       return;
     case PUBACK:
       handlePubAck(conn, decodeAck(type, buf, body, end, flags, v5));

@@ -77,9 +77,9 @@ function protocolError(msg: string): never {
  * the route cache) and an owned copy of the bytes (for encoding) are reused
  * instead of decoding and validating again.
  */
-export class TopicCache {
-  bytes: Buffer | null = null;
-  topic = "";
+export interface TopicCache {
+  lastTopicBytes: Buffer | null;
+  lastTopic: string;
 }
 
 /** Fields of an inbound PUBLISH; one shared instance, valid until the next decode. */
@@ -133,7 +133,7 @@ const pub: PublishFields = {
  * topic ([MQTT-3.3.2-1]), v5 property ids, types, duplicates and placement
  * (a client may not send a Subscription Identifier, [MQTT-3.3.4-6]).
  */
-const defaultCache = new TopicCache();
+const defaultCache: TopicCache = { lastTopicBytes: null, lastTopic: "" };
 
 export function decodePublish(buf: Buffer, start: number, end: number, flags: number, v5: boolean, cache: TopicCache = defaultCache): PublishFields {
   const qos = (flags >> 1) & 3;
@@ -149,15 +149,15 @@ export function decodePublish(buf: Buffer, start: number, end: number, flags: nu
     pub.topic = "";
     pub.topicBytes = null;
   } else {
-    const c = cache.bytes;
+    const c = cache.lastTopicBytes;
     if (c === null || c.length !== tlen || !sameBytes(c, buf, p)) {
-      cache.topic = decodeUtf8(buf, p, p + tlen);
+      cache.lastTopic = decodeUtf8(buf, p, p + tlen);
       const b = Buffer.allocUnsafe(tlen);
       buf.copy(b, 0, p, p + tlen);
-      cache.bytes = b;
+      cache.lastTopicBytes = b;
     }
-    pub.topic = cache.topic;
-    pub.topicBytes = cache.bytes;
+    pub.topic = cache.lastTopic;
+    pub.topicBytes = cache.lastTopicBytes;
   }
   p += tlen;
   pub.packetId = 0;
