@@ -329,7 +329,7 @@ export class Broker {
       const sub = m[(g.next + i) % len]!;
       const c = sub.session.conn;
       if (c !== null && c.state === State.Active) {
-        if (sub.session.inflight.count < c.sendWindow || msg.qos === 0 || sub.qos === 0) {
+        if (msg.qos === 0 || sub.qos === 0 || this.hasRoom(sub.session, c)) {
           pick = sub;
           g.next = (g.next + i + 1) % len;
           break;
@@ -366,7 +366,7 @@ export class Broker {
         return;
       }
       const d = new Delivery(msg, qos, retain, subIds, group);
-      if (s.queue.length === 0 && s.resend === null && s.inflight.count < conn.sendWindow) {
+      if (s.queue.length === 0 && s.resend === null && this.hasRoom(s, conn)) {
         d.seq = s.seq++;
         this.sendNew(s, conn, d, this.now());
         return;
@@ -401,6 +401,16 @@ export class Broker {
     d.seq = s.seq++;
     q.push(d);
     if (s.stored) this.storeDelivery(s, d);
+  }
+
+  /**
+   * Room in the in-flight window: fewer unacknowledged QoS 1/2 deliveries
+   * than the window (min of limits.maxInflight and the client's Receive
+   * Maximum, [MQTT-3.3.4-9] 5) and fewer payload bytes in flight than
+   * limits.maxInflightBytes.
+   */
+  private hasRoom(s: Session, conn: Connection): boolean {
+    return s.inflight.count < conn.sendWindow && s.inflight.bytes < this.limits.maxInflightBytes;
   }
 
   /** Give a delivery a packet id, put it in flight and encode it. */
@@ -476,7 +486,7 @@ export class Broker {
     const q = s.queue;
     if (q.length === 0) return;
     const now = this.now();
-    while (q.length > 0 && s.inflight.count < conn.sendWindow) {
+    while (q.length > 0 && this.hasRoom(s, conn)) {
       const d = q.shift()!;
       if (d.msg.expired(now)) {
         this.dropDelivery(s, d);

@@ -29,7 +29,9 @@ const Limits = z.strictObject({
   /** Most levels in a topic name or filter. */
   maxTopicLevels: int(1, 65535).default(128),
   /** Unacknowledged QoS 1/2 messages in flight to one client (v5: also capped by its Receive Maximum). */
-  maxInflight: int(1, 65535).default(64),
+  maxInflight: int(1, 65535).default(1024),
+  /** Payload bytes in flight to one client; the window closes when it is reached. */
+  maxInflightBytes: int(1024, 2 ** 32).default(8 * 1024 * 1024),
   /** Receive Maximum told to v5 clients: unacknowledged QoS 2 messages a client may have in flight to us. */
   receiveMaximum: int(1, 65535).default(256),
   /** Messages queued per session (offline, or beyond the in-flight window); newer ones are dropped and counted. */

@@ -36,6 +36,8 @@ export class InflightTable {
   private slots: (Delivery | undefined)[] = EMPTY_SLOTS;
   private mask = 0;
   count = 0;
+  /** Payload bytes in flight (bounded by limits.maxInflightBytes). */
+  bytes = 0;
   private lastId = 0;
 
   get(id: number): Delivery | undefined {
@@ -63,6 +65,7 @@ export class InflightTable {
     while (this.slots[d.packetId & this.mask] !== undefined || (this.count * 2 >= this.slots.length && this.slots.length < 65536)) this.grow();
     this.slots[d.packetId & this.mask] = d;
     this.count++;
+    this.bytes += d.msg.payload.length;
   }
 
   remove(id: number): Delivery | undefined {
@@ -72,6 +75,7 @@ export class InflightTable {
     if (d === undefined || d.packetId !== id) return undefined;
     this.slots[i] = undefined;
     this.count--;
+    this.bytes -= d.msg.payload.length;
     return d;
   }
 
@@ -88,6 +92,7 @@ export class InflightTable {
     this.slots = EMPTY_SLOTS;
     this.mask = 0;
     this.count = 0;
+    this.bytes = 0;
   }
 
   private grow(): void {
