@@ -1,6 +1,6 @@
 /**
  * @module handlers/connect
- * CONNECT: validate (what mqtt-packet does not), authenticate, then accept —
+ * CONNECT: decode (lib/protocol/connect-codec.ts), validate, authenticate, then accept —
  * take over any live connection with the same Client ID, resume or discard
  * the session, CONNACK, re-send what was in flight.
  *
@@ -14,16 +14,16 @@ import { randomBytes } from "node:crypto";
 import { type Connection, State } from "../connection.ts";
 import { log } from "../log.ts";
 import type { QoS } from "../message.ts";
-import { type ConnectPacket, connectPropOffsets, decodeConnect, type Packet, rawConnectLevel, rawWillProps } from "../protocol/codec.ts";
-import { CONNECT_PROPS, checkProps, checkRawProps, WILL_PROPS } from "../protocol/properties.ts";
+import { type Packet, rawConnectLevel } from "../protocol/codec.ts";
 import type { ConnackExtras } from "../protocol/connack.ts";
+import { type DecodedConnect, decodeConnect } from "../protocol/connect-codec.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
-import { checkDecodedString, topicNameError } from "../protocol/validate.ts";
+import { topicNameError } from "../protocol/validate.ts";
 import { Session, type Will } from "../session.ts";
 
 /** Decode a CONNECT frame; an unsupported protocol level gets CONNACK 0x01 in 3.1.1 form ([MQTT-3.1.2-2]). */
 export function onConnectFrame(conn: Connection, frame: Buffer): void {
-  let packet: ConnectPacket;
+  let packet: DecodedConnect;
   try {
     packet = decodeConnect(frame);
   } catch (err) {
@@ -48,10 +48,11 @@ export function onConnectFrame(conn: Connection, frame: Buffer): void {
     }
     throw err;
   }
-  handleConnect(conn, packet, frame);
+  handleConnect(conn, packet);
 }
 
-export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer): void {
+/** CONNECT checks beyond the layout the decoder already enforced (UTF-8, properties, flags). */
+export function handleConnect(conn: Connection, p: DecodedConnect): void {
   const broker = conn.broker;
   const lim = broker.limits;
   const version = p.protocolVersion ?? 4;
@@ -63,18 +64,12 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
     conn.v5 = false;
     throw new MqttError(RC.UNSUPPORTED_PROTOCOL_VERSION, `protocol name ${p.protocolId} with level ${version}`);
   }
-  checkDecodedString(p.clientId, "client identifier"); // [MQTT-3.1.3-4], [MQTT-1.5.3-1]
-  if (p.username !== undefined) checkDecodedString(p.username, "user name"); // [MQTT-3.1.3-11] 3.1.1
   // 3.1.1 needs a user name for a password ([MQTT-3.1.2-22]); v5 allows a password alone.
   if (!conn.v5 && p.password !== undefined && p.username === undefined) {
     throw new MqttError(RC.MALFORMED_PACKET, "password without user name");
   }
   const props = p.properties as Record<string, unknown> | undefined;
   if (conn.v5) {
-    const at = connectPropOffsets(frame);
-    checkRawProps(frame, at.props, "CONNECT");
-    if (at.will >= 0) checkRawProps(frame, at.will, "will properties");
-    checkProps(props, CONNECT_PROPS, "CONNECT");
     // Known from here on, so even a refusing CONNACK respects it ([MQTT-3.1.2-24]).
     const mps = props?.maximumPacketSize as number | undefined;
     if (mps !== undefined && mps > 0) conn.maxOutPacket = mps;
@@ -85,7 +80,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
     }
 
   }
-  const will = p.will ? parseWill(conn, p.will as WillPacket, lim.maxTopicLevels, frame) : null;
+  const will = p.will ? parseWill(conn, p.will as WillPacket, lim.maxTopicLevels, p.willPassThrough) : null;
 
   // Client identifier rules.
   let clientId = p.clientId;
@@ -160,32 +155,30 @@ export function handleConnect(conn: Connection, p: ConnectPacket, frame: Buffer)
   });
 }
 
-type WillPacket = NonNullable<ConnectPacket["will"]> & { properties?: Record<string, unknown> };
+type WillPacket = NonNullable<DecodedConnect["will"]> & { properties?: Record<string, unknown> };
 
-function parseWill(conn: Connection, w: WillPacket, maxLevels: number, frame: Buffer): Will {
+function parseWill(conn: Connection, w: WillPacket, maxLevels: number, passThrough: Buffer | null): Will {
   const qos = w.qos ?? 0;
   if (qos > 2) throw new MqttError(RC.MALFORMED_PACKET, "Will QoS 3"); // 3.1.1 [MQTT-3.1.2-14], 5 [MQTT-3.1.2-12]
-  checkDecodedString(w.topic, "will topic"); // [MQTT-3.1.3-10] 3.1.1
   const bad = topicNameError(w.topic, maxLevels);
   if (bad !== 0) throw new MqttError(bad === RC.MALFORMED_PACKET ? bad : RC.TOPIC_NAME_INVALID, "invalid will topic");
   const props = w.properties;
   let delay = 0;
   let expiry = -1;
   if (conn.v5 && props) {
-    checkProps(props, WILL_PROPS, "will properties");
     delay = (props.willDelayInterval as number | undefined) ?? 0;
     expiry = (props.messageExpiryInterval as number | undefined) ?? -1;
     if (typeof props.responseTopic === "string" && topicNameError(props.responseTopic, maxLevels) !== 0) {
       throw new MqttError(RC.PROTOCOL_ERROR, "invalid will Response Topic");
     }
   }
-  const payload = typeof w.payload === "string" ? Buffer.from(w.payload) : Buffer.from(w.payload);
+  const payload = w.payload as Buffer; // already an owned copy (connect-codec)
   return {
     topic: w.topic,
     payload,
     qos: qos as QoS,
     retain: !!w.retain,
-    props: conn.v5 && props ? rawWillProps(frame) : null,
+    props: conn.v5 ? passThrough : null,
     delay,
     expiry,
   };
@@ -201,7 +194,7 @@ function generateClientId(conn: Connection): string {
 
 /** A validated CONNECT waiting for authentication to finish. */
 export interface PendingConnect {
-  p: ConnectPacket;
+  p: DecodedConnect;
   clientId: string;
   assigned: boolean;
   will: Will | null;

@@ -1,10 +1,12 @@
 /**
  * @module codec
  * The only module that imports mqtt-packet. It decodes the rare packet types
- * (CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH) from complete frames cut
- * by `Connection`, with one shared parser per protocol version, and encodes
- * everything that is not on the hot path (CONNACK, SUBACK, UNSUBACK,
- * DISCONNECT, AUTH). See DESIGN.md section 7 for the sharp edges handled here.
+ * (SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH) from complete frames cut by
+ * `Connection`, with one shared parser per protocol version, and encodes
+ * what is not hand-written (refusing CONNACK, SUBACK, UNSUBACK, DISCONNECT,
+ * AUTH). CONNECT, PUBLISH, the acks and the success CONNACK have hand-written
+ * codecs tested against mqtt-packet. See DESIGN.md section 7 for the sharp
+ * edges handled here.
  */
 import mqtt from "mqtt-packet";
 import { MqttError, RC } from "./reason-codes.ts";
@@ -34,12 +36,12 @@ class FrameDecoder {
   private packet: Packet | null = null;
   private error: string | null = null;
 
-  constructor(private readonly version: 3 | 4 | 5 | 0) {
+  constructor(private readonly version: 3 | 4 | 5) {
     this.reset();
   }
 
   private reset(): void {
-    const p = this.version === 0 ? mqtt.parser() : mqtt.parser({ protocolVersion: this.version });
+    const p = mqtt.parser({ protocolVersion: this.version });
     p.on("packet", (packet: Packet) => {
       // Leftover bytes inside a fixed-layout packet are malformed (CHECKLIST 14.13):
       // the parser silently skips them, so compare its read position with the length.
@@ -70,13 +72,7 @@ class FrameDecoder {
   }
 }
 
-const connectDecoder = new FrameDecoder(0);
 const decoders = { 3: new FrameDecoder(3), 4: new FrameDecoder(4), 5: new FrameDecoder(5) };
-
-/** Decode a CONNECT frame (the version comes from the packet itself). */
-export function decodeConnect(frame: Buffer): ConnectPacket {
-  return connectDecoder.decode(frame) as ConnectPacket;
-}
 
 /** Decode a non-hot frame on a connection that speaks `version`. */
 export function decodeFrame(frame: Buffer, version: 3 | 4 | 5): Packet {
@@ -101,77 +97,4 @@ export function rawConnectLevel(frame: Buffer): number {
   const nameLen = (frame[p]! << 8) | frame[p + 1]!;
   const at = p + 2 + nameLen;
   return at < frame.length ? frame[at]! : -1;
-}
-
-/** Will property ids that travel with the published will, in the order received. */
-const WILL_PASS_THROUGH = new Set([0x01, 0x03, 0x08, 0x09, 0x26]);
-
-/** Read a Variable Byte Integer at `buf[p]`; returns [value, offset after it]. */
-function varintAt(buf: Buffer, p: number): [number, number] {
-  let v = 0;
-  let mul = 1;
-  for (;;) {
-    const b = buf[p++]!;
-    v += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) return [v, p];
-    mul *= 128;
-  }
-}
-
-/**
- * Offsets, in a v5 CONNECT frame mqtt-packet already accepted, of the
- * CONNECT property section and of the will property section (-1: no will).
- */
-export function connectPropOffsets(frame: Buffer): { props: number; will: number } {
-  let p = 1;
-  while (frame[p++]! & 0x80);
-  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // protocol name
-  p += 1; // level
-  const flags = frame[p++]!;
-  p += 2; // keep alive
-  const props = p;
-  const [len, after] = varintAt(frame, p);
-  p = after + len;
-  p += 2 + ((frame[p]! << 8) | frame[p + 1]!); // client id
-  return { props, will: (flags & 0x04) !== 0 ? p : -1 };
-}
-
-/**
- * The pass-through will properties of a v5 CONNECT frame that mqtt-packet
- * already validated, copied from the raw bytes so repeated and interleaved
- * User Properties keep their order ([MQTT-3.1.3-10] 5; mqtt-packet's object
- * form loses it, CHECKLIST 14.14). Null when there are none.
- */
-export function rawWillProps(frame: Buffer): Buffer | null {
-  const at = connectPropOffsets(frame).will;
-  if (at < 0) return null;
-  let [len, p] = varintAt(frame, at);
-  const end = p + len;
-  const parts: Buffer[] = [];
-  while (p < end) {
-    const id = frame[p]!;
-    const start = p++;
-    switch (id) {
-      case 0x01: // payload format indicator: byte
-        p += 1;
-        break;
-      case 0x02: // message expiry: four bytes
-      case 0x18: // will delay: four bytes
-        p += 4;
-        break;
-      case 0x03:
-      case 0x08:
-      case 0x09: // string / binary
-        p += 2 + ((frame[p]! << 8) | frame[p + 1]!);
-        break;
-      case 0x26: // string pair
-        p += 2 + ((frame[p]! << 8) | frame[p + 1]!);
-        p += 2 + ((frame[p]! << 8) | frame[p + 1]!);
-        break;
-      default:
-        return null; // cannot happen after validation; fall back to nothing rather than guess
-    }
-    if (WILL_PASS_THROUGH.has(id)) parts.push(frame.subarray(start, p));
-  }
-  return parts.length ? Buffer.concat(parts) : null;
 }

@@ -10,26 +10,6 @@ import { checkDecodedString } from "./validate.ts";
 
 type Props = Record<string, unknown> | undefined;
 
-export const CONNECT_PROPS = new Set([
-  "sessionExpiryInterval",
-  "receiveMaximum",
-  "maximumPacketSize",
-  "topicAliasMaximum",
-  "requestResponseInformation",
-  "requestProblemInformation",
-  "userProperties",
-  "authenticationMethod",
-  "authenticationData",
-]);
-export const WILL_PROPS = new Set([
-  "willDelayInterval",
-  "payloadFormatIndicator",
-  "messageExpiryInterval",
-  "contentType",
-  "responseTopic",
-  "correlationData",
-  "userProperties",
-]);
 export const SUBSCRIBE_PROPS = new Set(["subscriptionIdentifier", "userProperties"]);
 export const UNSUBSCRIBE_PROPS = new Set(["userProperties"]);
 export const DISCONNECT_PROPS = new Set(["sessionExpiryInterval", "reasonString", "userProperties", "serverReference"]);
