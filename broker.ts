@@ -71,7 +71,7 @@ function main(): void {
         const host = a.host.includes(":") ? `[${a.host}]` : a.host;
         console.log(`bunmq listening on mqtt://${host}:${a.port}`);
       }
-      console.log(`state: ${running.broker.store.description} (durability: ${config.persistence.durability})`);
+      console.log(`state: ${running.broker.journal.store.description} (durability: ${config.persistence.durability})`);
       if (running.addresses.every((a) => a.host === "127.0.0.1" || a.host === "::1" || a.host === "localhost")) {
         console.log("(loopback only; use --host 0.0.0.0 to listen on all interfaces)");
       }

@@ -51,7 +51,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
   const timer = setInterval(() => broker.tick(), TICK_MS);
   // "interval" durability: commit on a timer, mosquitto-like; a crash loses at most this window.
   const flusher =
-    config.persistence.durability === "interval" ? setInterval(() => broker.commit(), config.persistence.flushIntervalMs) : null;
+    config.persistence.durability === "interval" ? setInterval(() => broker.journal.commit(), config.persistence.flushIntervalMs) : null;
   let stopped = false;
   return {
     broker,

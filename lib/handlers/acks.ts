@@ -56,7 +56,7 @@ export function handlePubComp(conn: Connection, a: Ack): void {
 export function handlePubRel(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const known = s.inboundQos2.delete(a.packetId);
-  if (known && s.stored) conn.broker.store.deleteInbound(s.id, a.packetId);
+  if (known) conn.broker.journal.deleteInbound(s, a.packetId);
   writeAck(conn.out, PUBCOMP, a.packetId, known ? 0 : RC.PACKET_IDENTIFIER_NOT_FOUND, conn.v5);
   conn.markDirty();
 }

@@ -274,7 +274,7 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
   conn.aliasOutMax = broker.config.mqtt.outboundTopicAliases ? ((props?.topicAliasMaximum as number | undefined) ?? 0) : 0;
 
   broker.attach(conn, session);
-  broker.persistSession(session); // committed before CONNACK leaves (group commit)
+  broker.journal.saveSession(session); // committed before CONNACK leaves (group commit)
 
   // 3. CONNACK (the first packet we send, [MQTT-3.2.0-1]).
   conn.state = State.Active;

@@ -75,7 +75,7 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   if (f.topicBytes !== null) msg.topicBytes = f.topicBytes; // shared, never mutated
   if (qos === 2) {
     s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
-    if (s.stored) broker.store.addInbound(s.id, id);
+    broker.journal.addInbound(s, id);
   }
   let reached: number;
   broker.publisher = conn;

@@ -72,7 +72,7 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
       s.subs.set(r.topic, sub);
       broker.topics.add(sub);
     }
-    if (s.stored) broker.storeSubscription(s, s.subs.get(r.topic)!);
+    broker.journal.saveSubscription(s, s.subs.get(r.topic)!);
     granted.push(qos);
     if (shared === null) {
       const rh = v5 ? (r.rh ?? 0) : 0;

@@ -26,7 +26,7 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
     if (sub) {
       s.subs.delete(f);
       broker.topics.remove(sub);
-      if (s.stored) broker.store.deleteSubscription(s.id, f);
+      broker.journal.deleteSubscription(s, f);
       codes.push(RC.SUCCESS);
     } else {
       codes.push(RC.NO_SUBSCRIPTION_EXISTED);
