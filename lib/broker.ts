@@ -4,8 +4,9 @@
  * loop: sessions by Client ID, live connections, the subscription trie and
  * retained messages. It attaches and detaches connections to sessions
  * (takeover lives in handlers/connect.ts and uses these), routes messages to
- * sessions, publishes wills, runs the housekeeping tick and ends each batch
- * with one flush of every connection that has output.
+ * sessions (per-session delivery is outbox.ts), publishes wills and ends each
+ * batch with one commit and one flush of every connection that has output.
+ * Persistence goes through journal.ts; timers through housekeeping.ts.
  */
 import { Authenticator } from "./auth.ts";
 import { type AuthMethod, defaultAuthMethods } from "./enhanced-auth.ts";
@@ -14,12 +15,12 @@ import { type Connection, State } from "./connection.ts";
 import { log } from "./log.ts";
 import { Delivery, Message, type QoS } from "./message.ts";
 import { ConnackEncoder } from "./protocol/connack.ts";
-import { PUBREL, writeAck } from "./protocol/fast-codec.ts";
 import { RC } from "./protocol/reason-codes.ts";
 import { RetainedStore } from "./retained.ts";
 import { Session, type Will } from "./session.ts";
 import { tick } from "./housekeeping.ts";
 import { Journal } from "./journal.ts";
+import { Outbox } from "./outbox.ts";
 import { restore } from "./restore.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { type SharedGroup, Subscription, TopicTree } from "./topic-tree.ts";
@@ -64,6 +65,8 @@ export class Broker {
   readonly congested = new Set<Session>();
   /** Write-through to the store for persistent sessions and retained messages. */
   readonly journal: Journal;
+  /** Per-session delivery: in-flight window, queue, backpressure, resend. */
+  readonly outbox: Outbox;
   /** The connection whose PUBLISH is being routed (the one to hold back if a queue overflows). */
   publisher: Connection | null = null;
   /** Connections currently attached to a session. */
@@ -94,6 +97,7 @@ export class Broker {
   ) {
     this.limits = config.limits;
     this.journal = new Journal(store);
+    this.outbox = new Outbox(this);
     this.auth = new Authenticator(config.auth);
     this.authMethods = defaultAuthMethods(config.auth);
     this.connack = new ConnackEncoder({
@@ -147,7 +151,7 @@ export class Broker {
     s.conn = null;
     s.resend = null;
     this.clients--;
-    this.unblock(s);
+    this.outbox.unblock(s);
     const now = this.now();
     const will = s.will;
     if (will !== null) {
@@ -184,7 +188,7 @@ export class Broker {
     }
     s.ended = true;
     s.willAt = 0;
-    this.unblock(s);
+    this.outbox.unblock(s);
     // Shared-subscription messages this member had not finished go to another member
     // (v5 §4.8.2): queued ones, and QoS 1 in flight. QoS 2 already sent must not ([MQTT-4.8.2-5]).
     const handBack: Delivery[] = [];
@@ -232,7 +236,7 @@ export class Broker {
   }
 
   /** Drop retained messages found expired ([MQTT-3.3.1-5] 5 §3.3.1.3), with their store rows. */
-  private readonly onRetainedExpired = (m: Message): void => {
+  readonly onRetainedExpired = (m: Message): void => {
     this.journal.deleteRetained(m.topic, m);
   };
 
@@ -281,7 +285,7 @@ export class Broker {
       const q = tQos[i]!;
       // Delivered QoS = min(published, granted) (3.1.1 [MQTT-3.8.4-6], 5 [MQTT-3.8.4-8]);
       // RETAIN is 0 on live forwarding unless Retain As Published (3.1.1 [MQTT-3.3.1-9], 5 [MQTT-3.3.1-12/13]).
-      this.deliver(targets[i]!, msg, q < mq ? q : mq, tRap[i]! && msg.retain, tIds[i]!);
+      this.outbox.deliver(targets[i]!, msg, q < mq ? q : mq, tRap[i]! && msg.retain, tIds[i]!);
     }
     for (let i = 0; i < groups.length; i++) this.deliverShared(groups[i]!, msg);
     return count + groups.length;
@@ -326,7 +330,7 @@ export class Broker {
       const sub = m[(g.next + i) % len]!;
       const c = sub.session.conn;
       if (c !== null && c.state === State.Active) {
-        if (msg.qos === 0 || sub.qos === 0 || this.hasRoom(sub.session, c)) {
+        if (msg.qos === 0 || sub.qos === 0 || this.outbox.hasRoom(sub.session, c)) {
           pick = sub;
           g.next = (g.next + i + 1) % len;
           break;
@@ -339,202 +343,11 @@ export class Broker {
     pick ??= fallback;
     if (pick === null) return;
     if (pick === fallback) g.next = (pick.slot + 1) % len;
-    this.deliver(pick.session, msg, pick.qos < msg.qos ? pick.qos : msg.qos, pick.rap && msg.retain, pick.subId !== 0 ? [pick.subId] : null, g);
+    this.outbox.deliver(pick.session, msg, pick.qos < msg.qos ? pick.qos : msg.qos, pick.rap && msg.retain, pick.subId !== 0 ? [pick.subId] : null, g);
   }
 
-  /**
-   * Deliver to one session: QoS 0 straight out (or dropped if the session is
-   * offline or not reading); QoS 1/2 into the in-flight window if it has room
-   * and nothing is queued ahead (order per topic, [MQTT-4.6.0-5]), else queued.
-   */
-  deliver(s: Session, msg: Message, qos: QoS, retain: boolean, subIds: readonly number[] | null, group: SharedGroup<Session> | null = null): void {
-    const conn = s.conn;
-    if (conn !== null) {
-      if (qos === 0) {
-        if (conn.waitingDrain && conn.out.len > this.limits.maxPendingOutput) {
-          this.countDrop("client is not reading; QoS 0 message dropped", s.id);
-          return;
-        }
-        if (conn.writePublish(msg, 0, 0, false, retain, subIds, this.now())) {
-          this.messagesOut++;
-        } else {
-          this.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
-        }
-        return;
-      }
-      const d = new Delivery(msg, qos, retain, subIds, group);
-      if (s.queue.length === 0 && s.resend === null && this.hasRoom(s, conn)) {
-        d.seq = s.seq++;
-        this.sendNew(s, conn, d, this.now());
-        return;
-      }
-      this.enqueue(s, d);
-      return;
-    }
-    // Offline: QoS 1/2 wait in the session ([MQTT-3.1.2-5] 3.1.1); QoS 0 is not queued.
-    if (qos > 0 && s.persistent) this.enqueue(s, new Delivery(msg, qos, retain, subIds, group));
-  }
-
-  /**
-   * Queue a delivery. The queue bound is soft while the session is online:
-   * an acknowledged QoS 1/2 message is not dropped because a connected
-   * subscriber is slow; instead the publisher whose message overflowed it
-   * stops being read (backpressure) until the queue drains to half. At twice
-   * the bound, or while the session is offline, new messages are dropped,
-   * counted and logged (the documented policy for offline queues).
-   */
-  private enqueue(s: Session, d: Delivery): void {
-    const q = s.queue;
-    const lim = this.limits;
-    const len = d.msg.payload.length;
-    if (q.length >= lim.maxQueuedMessages || q.bytes + len > lim.maxQueuedBytes) {
-      if (s.conn === null || q.length >= 2 * lim.maxQueuedMessages || q.bytes + len > 2 * lim.maxQueuedBytes) {
-        s.dropped++;
-        this.countDrop(s.conn === null ? "offline session queue full; message dropped" : "session queue full; message dropped", s.id);
-        return;
-      }
-      this.block(s, this.publisher);
-    }
-    d.seq = s.seq++;
-    q.push(d);
-    this.journal.saveDelivery(s, d);
-  }
-
-  /**
-   * Room in the in-flight window: fewer unacknowledged QoS 1/2 deliveries
-   * than the window (min of limits.maxInflight and the client's Receive
-   * Maximum, [MQTT-3.3.4-9] 5) and fewer payload bytes in flight than
-   * limits.maxInflightBytes.
-   */
-  private hasRoom(s: Session, conn: Connection): boolean {
-    return s.inflight.count < conn.sendWindow && s.inflight.bytes < this.limits.maxInflightBytes;
-  }
-
-  /** Give a delivery a packet id, put it in flight and encode it. */
-  private sendNew(s: Session, conn: Connection, d: Delivery, now: number): void {
-    d.packetId = s.inflight.nextId();
-    if (!conn.writePublish(d.msg, d.qos, d.packetId, false, d.retain, d.subIds, now)) {
-      this.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
-      this.journal.dropDelivery(s, d);
-      return;
-    }
-    s.inflight.add(d);
-    this.journal.saveDelivery(s, d);
-    this.messagesOut++;
-  }
-
-  /** A delivery is finished (acknowledged, expired, refused): forget it. */
-  completeDelivery(s: Session, packetId: number): void {
-    const d = s.inflight.remove(packetId);
-    if (d !== undefined) this.journal.dropDelivery(s, d);
-    if (s.blockers !== null) s.blockedSince = this.now();
-    this.drainQueue(s);
-  }
-
-  /** Stop reading a publisher that overflows session `s` (never the session's own connection). */
-  private block(s: Session, pub: Connection | null): void {
-    if (pub === null || pub === s.conn || pub.state !== State.Active) return;
-    pub.pauseReading();
-    if (s.blockers === null) {
-      s.blockers = [];
-      s.blockedSince = this.now();
-      this.congested.add(s);
-    }
-    if (!s.blockers.includes(pub)) s.blockers.push(pub);
-  }
-
-  /** Resume the publishers held back by `s`. */
-  private unblock(s: Session): void {
-    const b = s.blockers;
-    if (b === null) return;
-    s.blockers = null;
-    s.blockedSince = 0;
-    this.congested.delete(s);
-    // Resume on the next turn: processing a held publisher's frames here would
-    // re-enter routing from inside another client's packet handler.
-    setImmediate(() => {
-      const now = this.now();
-      for (const c of b) c.resumeReading(now);
-      this.endBatch();
-    });
-  }
-
-  /** PUBREC received: the delivery now waits for PUBCOMP. */
-  releaseDelivery(s: Session, d: Delivery): void {
-    d.released = true;
-    this.journal.saveDelivery(s, d);
-  }
-
-  /** Move queued deliveries into the freed in-flight window. Expired ones are dropped ([MQTT-3.3.2-5]). */
-  drainQueue(s: Session): void {
-    const conn = s.conn;
-    if (conn === null || conn.state !== State.Active) return;
-    const r = s.resend;
-    if (r !== null) {
-      // In-flight deliveries not yet re-sent on this connection go first, in order.
-      while (r.length > 0 && s.inflight.count - r.length < conn.sendWindow) {
-        const d = r.shift()!;
-        if (s.inflight.get(d.packetId) === d) this.resendOne(s, conn, d);
-      }
-      conn.markDirty();
-      if (r.length > 0) return;
-      s.resend = null;
-    }
-    const q = s.queue;
-    if (q.length === 0) return;
-    const now = this.now();
-    while (q.length > 0 && this.hasRoom(s, conn)) {
-      const d = q.shift()!;
-      if (d.msg.expired(now)) {
-        this.journal.dropDelivery(s, d);
-        continue;
-      }
-      this.sendNew(s, conn, d, now);
-    }
-    if (s.blockers !== null && q.length * 2 <= this.limits.maxQueuedMessages && q.bytes * 2 <= this.limits.maxQueuedBytes) this.unblock(s);
-  }
-
-  /**
-   * After CONNACK on a resumed session: re-send unacknowledged PUBLISHes with
-   * DUP = 1 and PUBRELs, with their original packet ids and in their original
-   * order (3.1.1 [MQTT-4.4.0-1], 5 [MQTT-4.4.0-1], [MQTT-3.3.1-1]); then the queue.
-   */
-  resume(s: Session, conn: Connection): void {
-    s.resend = null;
-    const all = s.inflight.ordered();
-    // Re-sent PUBLISHes count against the new connection's Receive Maximum (v5 §4.9); the rest wait their turn.
-    let sent = 0;
-    for (const d of all) {
-      if (d.released || sent < conn.sendWindow) {
-        this.resendOne(s, conn, d);
-        sent++;
-      } else {
-        (s.resend ??= []).push(d);
-      }
-    }
-    if (all.length > 0) conn.markDirty();
-    this.drainQueue(s);
-  }
-
-  private resendOne(s: Session, conn: Connection, d: Delivery): void {
-    if (d.released) {
-      writeAck(conn.out, PUBREL, d.packetId, 0, conn.v5);
-    } else if (!conn.writePublish(d.msg, d.qos, d.packetId, true, d.retain, d.subIds, this.now())) {
-      // Too large for this client: treated as delivered ([MQTT-3.1.2-25] 5).
-      this.countDrop("message larger than the client's Maximum Packet Size", s.id);
-      s.inflight.remove(d.packetId);
-      this.journal.dropDelivery(s, d);
-    }
-  }
-
-  /** Deliver the retained messages matching a new subscription, RETAIN = 1 ([MQTT-3.3.1-6] 3.1.1, [MQTT-3.3.1-9] 5). */
-  sendRetained(s: Session, sub: Subscription<Session>): void {
-    const msgs = this.retained.match(sub.matchFilter, this.now(), this.onRetainedExpired);
-    const ids = sub.subId !== 0 ? [sub.subId] : null;
-    for (const m of msgs) this.deliver(s, m, m.qos < sub.qos ? m.qos : sub.qos, true, ids);
-  }
-
-  private countDrop(why: string, client: string): void {
+  /** Count a dropped delivery; log at most every 5 s. */
+  countDrop(why: string, client: string): void {
     this.dropped++;
     const now = this.now();
     if (now - this.lastDropLog > 5000) {

@@ -15,7 +15,7 @@ export function handlePubAck(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const d = s.inflight.get(a.packetId);
   if (d === undefined || d.qos !== 1) return; // unknown id: nothing to do
-  conn.broker.completeDelivery(s, a.packetId);
+  conn.broker.outbox.completeDelivery(s, a.packetId);
 }
 
 /**
@@ -32,10 +32,10 @@ export function handlePubRec(conn: Connection, a: Ack): void {
     return;
   }
   if (a.reason >= 0x80) {
-    conn.broker.completeDelivery(s, a.packetId);
+    conn.broker.outbox.completeDelivery(s, a.packetId);
     return;
   }
-  conn.broker.releaseDelivery(s, d);
+  conn.broker.outbox.releaseDelivery(s, d);
   writeAck(conn.out, PUBREL, a.packetId, 0, conn.v5);
   conn.markDirty();
 }
@@ -45,7 +45,7 @@ export function handlePubComp(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const d = s.inflight.get(a.packetId);
   if (d === undefined || d.qos !== 2 || !d.released) return;
-  conn.broker.completeDelivery(s, a.packetId);
+  conn.broker.outbox.completeDelivery(s, a.packetId);
 }
 
 /**

@@ -299,5 +299,5 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
   if (log.debugEnabled) log.debug("client connected", { client: clientId, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
 
   // 4. Re-send what was in flight, then the queue.
-  if (sessionPresent) broker.resume(session, conn);
+  if (sessionPresent) broker.outbox.resume(session, conn);
 }

@@ -80,5 +80,5 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
     }
   }
   conn.sendPacket({ cmd: "suback", messageId: p.messageId, granted } as Packet); // [MQTT-3.8.4-1]
-  for (const sub of retainedFor) broker.sendRetained(s, sub);
+  for (const sub of retainedFor) broker.outbox.sendRetained(s, sub);
 }
