@@ -6,6 +6,7 @@
  * capabilities) are encoded once; per-client ones are appended.
  * tests/unit/connack.test.ts checks the result with mqtt-packet's parser.
  */
+import { varintSize, writeVarint } from "./fast-codec.ts";
 import type { Output } from "./output.ts";
 
 /** Per-client v5 CONNACK properties. */
@@ -120,14 +121,14 @@ export class ConnackEncoder {
         }
       }
     }
-    const rl = 2 + vbiSize(plen) + plen;
-    let p = out.reserve(1 + vbiSize(rl) + rl);
+    const rl = 2 + varintSize(plen) + plen;
+    let p = out.reserve(1 + varintSize(rl) + rl);
     const b = out.buf;
     b[p++] = 0x20;
-    p = vbi(b, p, rl);
+    p = writeVarint(b, p, rl);
     b[p++] = sessionPresent ? 1 : 0;
     b[p++] = 0; // reason: Success
-    p = vbi(b, p, plen);
+    p = writeVarint(b, p, plen);
     for (const part of parts) {
       b.set(part, p);
       p += part.length;
@@ -136,19 +137,8 @@ export class ConnackEncoder {
   }
 }
 
-const vbiSize = (n: number) => (n < 128 ? 1 : n < 16384 ? 2 : 3);
 /** Whole CONNACK size for a property section of `plen` bytes. */
 const size = (plen: number) => {
-  const rl = 2 + vbiSize(plen) + plen;
-  return 1 + vbiSize(rl) + rl;
+  const rl = 2 + varintSize(plen) + plen;
+  return 1 + varintSize(rl) + rl;
 };
-
-function vbi(b: Buffer, p: number, n: number): number {
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n > 0) byte |= 0x80;
-    b[p++] = byte;
-  } while (n > 0);
-  return p;
-}

@@ -35,7 +35,8 @@ export function varintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
 }
 
-function writeVarint(b: Buffer, pos: number, n: number): number {
+/** Write a Variable Byte Integer at `pos`; returns the position after it. */
+export function writeVarint(b: Buffer, pos: number, n: number): number {
   do {
     let byte = n & 0x7f;
     n >>>= 7;
