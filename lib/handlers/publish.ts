@@ -50,7 +50,7 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   }
 
   // Clients may not inject broker status topics (v5 §4.7.2: $ topics are the server's).
-  if (topic.startsWith("$SYS")) {
+  if (topic === "$SYS" || topic.startsWith("$SYS/")) {
     if (qos > 0) {
       writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, v5 ? RC.NOT_AUTHORIZED : 0, v5);
       conn.markDirty();
