@@ -1,0 +1,80 @@
+/**
+ * @module run/loadgen-run
+ * One loadgen run as a child process: the command line for a scenario and
+ * endpoint (ts, or the C mqtt-loadgen, built from loadgen.c when missing),
+ * its log file, and the result parsed from its JSON line, with the check
+ * counters that failed gathered into a one-line note.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Endpoint } from "./brokers.ts";
+import { C_SRC_CANDIDATES, die, LOADGEN_TS } from "./env.ts";
+import type { ScenarioDef } from "./matrix.ts";
+import type { Options } from "./options.ts";
+
+export function cLoadgen(): string {
+  const p = process.env.LOADGEN || "/tmp/mqtt-loadgen";
+  if (existsSync(p)) return p;
+  const src = C_SRC_CANDIDATES.find((s) => existsSync(s));
+  if (!src) die(`C loadgen not found at ${p} and no loadgen.c to build it from`);
+  console.error(`bench: building ${p} from ${src}`);
+  const r = Bun.spawnSync(["gcc", "-O2", "-o", p, src], { stderr: "inherit" });
+  if (r.exitCode !== 0 || !existsSync(p)) die(`could not build ${p}`);
+  return p;
+}
+
+export type Json = Record<string, number | string>;
+
+export interface RunResult {
+  scenario: string;
+  side: "A" | "B";
+  round: number;
+  tool: "ts" | "c";
+  rc: number;
+  json: Json;
+  log: string;
+  note: string;
+}
+
+export async function runLoadgen(
+  o: Options,
+  s: ScenarioDef,
+  ep: Endpoint,
+  side: "A" | "B",
+  round: number,
+  out: string,
+  cPath: string,
+): Promise<RunResult> {
+  const tool: "ts" | "c" = o.loadgen === "c" && !s.tsOnly ? "c" : "ts";
+  const args = [...s.args];
+  if (s.kind !== "conn") args.push("--duration", String(o.duration), "--warmup", String(o.warmup));
+  args.push("--host", ep.host, "--port", String(ep.port), "--mqtt", String(o.mqtt));
+  if (ep.pid) args.push("--broker-pid", String(ep.pid));
+  args.push(...o.extra, "-q");
+  const cmd = tool === "c" ? [cPath, ...args] : [process.execPath, LOADGEN_TS, ...args];
+  const log = join(out, `${s.name}.${side}.r${round}.log`);
+  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, rc] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  writeFileSync(log, `$ ${cmd.join(" ")}\n${stdout}${stderr ? `--- stderr\n${stderr}` : ""}`);
+  const line = stdout.trim().split("\n").reverse().find((l) => l.startsWith("{"));
+  let json: Json = { ok: 0 };
+  if (line) {
+    try {
+      json = JSON.parse(line) as Json;
+    } catch {}
+  }
+  const facts = ["lost", "dup", "dup_noflag", "ooo", "proto_err", "unexpected_close", "pub_rejected", "conn_fail", "timed_out", "drain_timeout"]
+    .filter((k) => Number(json[k]) > 0)
+    .map((k) => `${k}=${json[k]}`);
+  const note = [...facts, ...stderr.trim().split("\n").filter(Boolean).slice(0, 3)].join(" | ");
+  return { scenario: s.name, side, round, tool, rc, json, log, note };
+}
+
+/** A run failed when the tool exited non-zero or its JSON line is missing or says ok=0. */
+export function runFailed(r: RunResult): boolean {
+  return r.rc !== 0 || Number(r.json.ok) !== 1;
+}
