@@ -9,9 +9,10 @@
  * message row when the last one goes. A `schema_version` table guards
  * against opening a newer or foreign database.
  */
-import { Database, type Statement } from "bun:sqlite";
+import { type Changes, Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { log } from "./log.ts";
 import type { QoS } from "./message.ts";
 import type { Will } from "./session.ts";
 import type { Snapshot, Store, StoredDelivery, StoredMessage, StoredSession, StoredSubscription } from "./store.ts";
@@ -53,6 +54,13 @@ type Row = Record<string, unknown>;
 
 export interface SqliteOptions {
   synchronous: "normal" | "full";
+  /** Called when a write fails; must not return normally (default: log and exit 1). */
+  onFatal?: (err: unknown) => never;
+}
+
+function exitOnStorageFailure(err: unknown): never {
+  log.error("database write failed; stopping so that nothing is acknowledged without being stored", { err });
+  process.exit(1);
 }
 
 export class SqliteStore implements Store {
@@ -61,8 +69,11 @@ export class SqliteStore implements Store {
   private inTx = false;
   private readonly s: Record<string, Statement>;
 
+  private readonly onFatal: (err: unknown) => never;
+
   constructor(path: string, opts: SqliteOptions = { synchronous: "normal" }) {
     this.description = `sqlite:${path}`;
+    this.onFatal = opts.onFatal ?? exitOnStorageFailure;
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
       this.db = new Database(path, { create: true });
@@ -123,28 +134,43 @@ export class SqliteStore implements Store {
     })();
   }
 
+  /**
+   * Run a statement. A storage failure (disk full, I/O error) is fatal: the
+   * broker must not go on acknowledging what it can no longer make durable,
+   * so it logs and exits; everything committed so far is restored at the
+   * next start.
+   */
+  private exec(st: Statement, ...args: SQLQueryBindings[]): Changes {
+    try {
+      return st.run(...args);
+    } catch (err) {
+      return this.onFatal(err);
+    }
+  }
+
   private tx(): void {
     if (!this.inTx) {
-      this.s.begin!.run();
+      this.exec(this.s.begin!);
       this.inTx = true;
     }
   }
 
   addMessage(m: Omit<StoredMessage, "id">): number {
     this.tx();
-    const r = this.s.addMessage!.run(m.topic, m.payload, m.qos, m.retain ? 1 : 0, m.props, m.expiresAt, m.origin);
+    const r = this.exec(this.s.addMessage!, m.topic, m.payload, m.qos, m.retain ? 1 : 0, m.props, m.expiresAt, m.origin);
     return Number(r.lastInsertRowid);
   }
 
   deleteMessage(id: number): void {
     this.tx();
-    this.s.deleteMessage!.run(id);
+    this.exec(this.s.deleteMessage!, id);
   }
 
   saveSession(x: StoredSession): void {
     this.tx();
     const w = x.will;
-    this.s.saveSession!.run(
+    this.exec(
+      this.s.saveSession!,
       x.clientId,
       x.version,
       x.expiryInterval,
@@ -163,55 +189,55 @@ export class SqliteStore implements Store {
 
   deleteSession(clientId: string): void {
     this.tx();
-    this.s.deleteSession!.run(clientId);
-    this.s.deleteSessionSubs!.run(clientId);
-    this.s.deleteSessionDeliveries!.run(clientId);
-    this.s.deleteSessionInbound!.run(clientId);
+    this.exec(this.s.deleteSession!, clientId);
+    this.exec(this.s.deleteSessionSubs!, clientId);
+    this.exec(this.s.deleteSessionDeliveries!, clientId);
+    this.exec(this.s.deleteSessionInbound!, clientId);
   }
 
   saveSubscription(x: StoredSubscription): void {
     this.tx();
-    this.s.saveSub!.run(x.clientId, x.filter, x.qos, x.noLocal ? 1 : 0, x.rap ? 1 : 0, x.rh, x.subId);
+    this.exec(this.s.saveSub!, x.clientId, x.filter, x.qos, x.noLocal ? 1 : 0, x.rap ? 1 : 0, x.rh, x.subId);
   }
 
   deleteSubscription(clientId: string, filter: string): void {
     this.tx();
-    this.s.deleteSub!.run(clientId, filter);
+    this.exec(this.s.deleteSub!, clientId, filter);
   }
 
   setRetained(topic: string, messageId: number): void {
     this.tx();
-    this.s.setRetained!.run(topic, messageId);
+    this.exec(this.s.setRetained!, topic, messageId);
   }
 
   deleteRetained(topic: string): void {
     this.tx();
-    this.s.deleteRetained!.run(topic);
+    this.exec(this.s.deleteRetained!, topic);
   }
 
   saveDelivery(d: StoredDelivery): void {
     this.tx();
-    this.s.saveDelivery!.run(d.clientId, d.seq, d.messageId, d.packetId, d.qos, d.retain ? 1 : 0, d.released ? 1 : 0, d.subIds ? d.subIds.join(",") : null);
+    this.exec(this.s.saveDelivery!, d.clientId, d.seq, d.messageId, d.packetId, d.qos, d.retain ? 1 : 0, d.released ? 1 : 0, d.subIds ? d.subIds.join(",") : null);
   }
 
   deleteDelivery(clientId: string, seq: number): void {
     this.tx();
-    this.s.deleteDelivery!.run(clientId, seq);
+    this.exec(this.s.deleteDelivery!, clientId, seq);
   }
 
   addInbound(clientId: string, packetId: number): void {
     this.tx();
-    this.s.addInbound!.run(clientId, packetId);
+    this.exec(this.s.addInbound!, clientId, packetId);
   }
 
   deleteInbound(clientId: string, packetId: number): void {
     this.tx();
-    this.s.deleteInbound!.run(clientId, packetId);
+    this.exec(this.s.deleteInbound!, clientId, packetId);
   }
 
   commit(): void {
     if (this.inTx) {
-      this.s.commit!.run();
+      this.exec(this.s.commit!);
       this.inTx = false;
     }
   }
