@@ -2,6 +2,7 @@
  * Start a real broker in-process on 127.0.0.1, port 0, for one test file or
  * one test. Config overrides are validated by the real schema.
  */
+import { afterAll, beforeAll } from "bun:test";
 import { type ConfigInput, parseConfig } from "../../lib/config.ts";
 import { setLogLevel } from "../../lib/log.ts";
 import { type RunningBroker, startBroker } from "../../lib/server.ts";
@@ -17,6 +18,35 @@ export async function startTestBroker(overrides: DeepPartial<ConfigInput> = {}):
   });
   setLogLevel(config.logLevel);
   return startBroker(config);
+}
+
+/**
+ * A test broker started before the tests of the file (or describe block)
+ * that calls this and stopped after them. The handle reads through to the
+ * running broker, so tests and hooks use it as the RunningBroker itself.
+ */
+export function useTestBroker(overrides: DeepPartial<ConfigInput> = {}): RunningBroker {
+  let rb: RunningBroker | undefined;
+  beforeAll(async () => {
+    rb = await startTestBroker(overrides);
+  });
+  afterAll(() => rb?.stop());
+  const live = (): RunningBroker => {
+    if (!rb) throw new Error("the test broker is not running (use it inside a test or hook)");
+    return rb;
+  };
+  return {
+    get broker() {
+      return live().broker;
+    },
+    get addresses() {
+      return live().addresses;
+    },
+    get port() {
+      return live().port;
+    },
+    stop: () => live().stop(),
+  };
 }
 
 /** Wait until `cond()` holds, polling; throws after `ms`. */

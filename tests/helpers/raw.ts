@@ -145,6 +145,16 @@ export class RawClient {
   }
 }
 
+/** Collect PUBLISH packets until one satisfies `last` (included); other packet types are skipped. */
+export async function publishesUntil(c: RawClient, last: (p: Packet) => boolean, ms = 3000): Promise<Packet[]> {
+  const out: Packet[] = [];
+  for (;;) {
+    const p = await c.nextOf("publish", ms);
+    out.push(p);
+    if (last(p)) return out;
+  }
+}
+
 /** Encode a packet with mqtt-packet. */
 export function encode(packet: Record<string, unknown>, version: 3 | 4 | 5 = 4): Buffer {
   return mqtt.generate(packet as unknown as mqtt.Packet, { protocolVersion: version });

@@ -14,66 +14,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { startTestBroker, useTestBroker, waitFor } from "../helpers/broker.ts";
+import { connectBytes, field, frame, prop, u16, u32, varint } from "../helpers/bytes.ts";
 import { connectClient } from "../helpers/clients.ts";
 import { encode, type Packet, RawClient } from "../helpers/raw.ts";
-
-// ---- byte builders ---------------------------------------------------------
-
-const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-/** A length-prefixed string / binary field from raw bytes (so invalid UTF-8 can be sent). */
-const field = (s: string | Buffer | number[]) => {
-  const b = typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s);
-  return Buffer.concat([u16(b.length), b]);
-};
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-/** Fixed header + body. */
-function frame(b0: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([b0]), varint(body.length), body]);
-}
-/** v5 property bytes, given as [id, ...value bytes]. */
-const prop = (id: number, ...value: (number | Buffer)[]) =>
-  Buffer.concat([Buffer.from([id]), ...value.map((v) => (typeof v === "number" ? Buffer.from([v]) : v))]);
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-
-interface ConnectSpec {
-  name?: string;
-  level?: number;
-  /** Connect Flags byte; default 0x02 (Clean Session / Clean Start). */
-  flags?: number;
-  keepalive?: number;
-  /** Raw v5 property bytes (only written when level is 5 and this is set, else an empty property section). */
-  props?: Buffer;
-  /** Payload fields, already length-prefixed. */
-  payload: Buffer[];
-  /** Extra bytes after the last field. */
-  trailing?: Buffer;
-}
-function connectBytes(c: ConnectSpec): Buffer {
-  const level = c.level ?? 4;
-  const parts: Buffer[] = [field(c.name ?? (level === 3 ? "MQIsdp" : "MQTT")), Buffer.from([level, c.flags ?? 0x02]), u16(c.keepalive ?? 0)];
-  if (level === 5) {
-    const p = c.props ?? Buffer.alloc(0);
-    parts.push(varint(p.length), p);
-  }
-  parts.push(...c.payload);
-  if (c.trailing) parts.push(c.trailing);
-  return frame(0x10, ...parts);
-}
 
 // ---- reply helpers -----------------------------------------------------------
 
@@ -140,13 +84,9 @@ function connOf(b: RunningBroker, clientId: string) {
 
 // ---- the broker under test ---------------------------------------------------
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({
-    limits: { maxSessionExpiry: 3600, receiveMaximum: 100, topicAliasMaximum: 10, maxPacketSize: 65536, maxClientIdLength: 64 },
-  });
+const b = useTestBroker({
+  limits: { maxSessionExpiry: 3600, receiveMaximum: 100, topicAliasMaximum: 10, maxPacketSize: 65536, maxClientIdLength: 64 },
 });
-afterAll(() => b.stop());
 
 describe("the first packet must be CONNECT [MQTT-3.1.0-1]", () => {
   test("PINGREQ first: closed, zero bytes received", async () => {
@@ -713,11 +653,7 @@ describe("CONNACK contents", () => {
 });
 
 describe("limits.maxKeepalive (60 s)", () => {
-  let k: RunningBroker;
-  beforeAll(async () => {
-    k = await startTestBroker({ limits: { maxKeepalive: 60 } });
-  });
-  afterAll(() => k.stop());
+  const k = useTestBroker({ limits: { maxKeepalive: 60 } });
 
   test("5: Keep Alive 120 → CONNACK Server Keep Alive 60, and 60 is what the broker enforces [MQTT-3.2.2-21]", async () => {
     const id = uid("ka120");
@@ -843,11 +779,7 @@ describe("pipelining after CONNECT [MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5", () 
 });
 
 describe("connect timeout (limits.connectTimeoutMs 300; §3.1.4 step 1)", () => {
-  let t: RunningBroker;
-  beforeAll(async () => {
-    t = await startTestBroker({ limits: { connectTimeoutMs: 300 } });
-  });
-  afterAll(() => t.stop());
+  const t = useTestBroker({ limits: { connectTimeoutMs: 300 } });
 
   test("a socket that sends nothing is closed, with zero bytes sent", async () => {
     const c = await RawClient.connect(t.port, 4);

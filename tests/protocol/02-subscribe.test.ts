@@ -11,45 +11,20 @@
  * a marker published after the message under test arrives after any copy of
  * it. Collecting up to the marker shows exactly what was sent before it.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
-import { type Packet, RawClient } from "../helpers/raw.ts";
+import { uid, usePool } from "../helpers/pool.ts";
+import { type Packet, publishesUntil, RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-/**
- * Raw clients opened by the current test, closed after it even when it fails,
- * so a failing test cannot leave subscriptions behind for the next ones.
- */
-const opened: { c: RawClient; id: string; rb: RunningBroker }[] = [];
-afterEach(async () => {
-  const list = opened.splice(0);
-  for (const o of list) o.c.destroy();
-  await waitFor(() => list.every((o) => !o.rb.broker.sessions.get(o.id)?.conn), 2000, "test clients detached");
-});
+const b = useTestBroker();
+const pool = usePool();
 
 const VERSIONS = [4, 5] as const;
 type V = 4 | 5;
 
-let nextId = 0;
-function cid(tag: string): string {
-  return `${tag}-${++nextId}`;
-}
-
-/** Connect a raw client with a known Client ID. */
-async function raw(version: V, tag: string, opts: Record<string, unknown> = {}): Promise<RawClient & { id: string }> {
-  const id = cid(tag);
-  const c = (await RawClient.connected(b.port, version, { clientId: id, ...opts })) as RawClient & { id: string };
-  c.id = id;
-  opened.push({ c, id, rb: b });
-  return c;
-}
+/** Connect a raw client with a known Client ID (closed after the test). */
+const raw = (version: V, tag: string, opts: Record<string, unknown> = {}) => pool.raw(b, version, tag, opts);
 
 /** SUBSCRIBE and return the SUBACK (it must be the next packet). */
 async function subscribe(c: RawClient, messageId: number, subscriptions: Record<string, unknown>[], properties?: Record<string, unknown>): Promise<Packet> {
@@ -77,16 +52,6 @@ async function clearRetained(p: RawClient, topic: string): Promise<void> {
   p.send({ cmd: "publish", topic, payload: Buffer.alloc(0), qos: 1, messageId, retain: true });
   expect((await p.nextOf("puback")).messageId).toBe(messageId);
   expect(b.broker.retained.get(topic)).toBeNull();
-}
-
-/** Collect PUBLISH packets until one satisfies `last` (included). Other packet types are skipped. */
-async function publishesUntil(c: RawClient, last: (p: Packet) => boolean): Promise<Packet[]> {
-  const out: Packet[] = [];
-  for (;;) {
-    const p = await c.nextOf("publish");
-    out.push(p);
-    if (last(p)) return out;
-  }
 }
 
 function subIds(p: Packet): number[] {
@@ -586,15 +551,11 @@ describe("v5 No Local [MQTT-3.8.3-3] and Retain As Published [MQTT-3.3.1-12]/[MQ
 });
 
 describe("limits.maxSubscriptionsPerSession (v5 SUBACK 0x97, 3.1.1 0x80)", () => {
-  let lb: RunningBroker;
-  beforeAll(async () => {
-    lb = await startTestBroker({ limits: { maxSubscriptionsPerSession: 2 } });
-  });
-  afterAll(() => lb.stop());
+  const lb = useTestBroker({ limits: { maxSubscriptionsPerSession: 2 } });
 
   for (const v of VERSIONS) {
     test(`v${v}: the third filter is refused, replacing one at the limit works, a freed slot can be used`, async () => {
-      const id = cid("maxsubs");
+      const id = uid("maxsubs");
       const c = await RawClient.connected(lb.port, v, { clientId: id });
       const fail = v === 5 ? 0x97 : 0x80;
       const ack = await subscribe(c, 1, [

@@ -7,57 +7,28 @@
  * under test: the broker writes to a subscriber in processing order, so any
  * wrong copy would arrive before the marker.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
-import { type Packet, RawClient } from "../helpers/raw.ts";
+import { uid, usePool } from "../helpers/pool.ts";
+import { type Packet, publishesUntil, RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-/**
- * Raw clients opened by the current test, closed after it even when it fails,
- * so a failing test cannot leave subscriptions behind for the next ones.
- */
-const opened: { c: RawClient; id: string; rb: RunningBroker }[] = [];
-afterEach(async () => {
-  const list = opened.splice(0);
-  for (const o of list) o.c.destroy();
-  await waitFor(() => list.every((o) => !o.rb.broker.sessions.get(o.id)?.conn), 2000, "test clients detached");
-});
+const b = useTestBroker();
+const pool = usePool();
 
 const VERSIONS = [4, 5] as const;
 type V = 4 | 5;
 type Q = 0 | 1 | 2;
 
-let nextId = 0;
-async function raw(version: V, tag: string, opts: Record<string, unknown> = {}, rb = b): Promise<RawClient & { id: string }> {
-  const id = `${tag}-${++nextId}`;
-  const c = (await RawClient.connected(rb.port, version, { clientId: id, ...opts })) as RawClient & { id: string };
-  c.id = id;
-  opened.push({ c, id, rb });
-  return c;
-}
+/** Connect a raw client with a known Client ID (closed after the test). */
+const raw = (version: V, tag: string, opts: Record<string, unknown> = {}, rb: RunningBroker = b) => pool.raw(rb, version, tag, opts);
 
 async function subscribe(c: RawClient, topic: string, qos: Q, opts: Record<string, unknown> = {}): Promise<void> {
   c.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic, qos, ...opts }] });
   const ack = await c.next();
   expect(ack.cmd).toBe("suback");
   expect(ack.granted).toEqual([qos]);
-}
-
-/** Collect PUBLISH packets until one satisfies `last` (included); other packet types are skipped. */
-async function publishesUntil(c: RawClient, last: (p: Packet) => boolean): Promise<Packet[]> {
-  const out: Packet[] = [];
-  for (;;) {
-    const p = await c.nextOf("publish");
-    out.push(p);
-    if (last(p)) return out;
-  }
 }
 
 /** Acknowledge an outbound PUBLISH the way a well-behaved client does (QoS 2: PUBREC, expect PUBREL, PUBCOMP). */
@@ -156,7 +127,7 @@ describe("outbound DUP and MQTT 3.1 interop", () => {
   }
 
   test("MQTT 3.1 (MQIsdp, level 3) client ↔ v5 client at QoS 2, both directions", async () => {
-    const old = await RawClient.connected(b.port, 3, { clientId: `mqisdp-${++nextId}` });
+    const old = await RawClient.connected(b.port, 3, { clientId: uid("mqisdp") });
     const v5 = await raw(5, "mqisdp5");
     old.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "mqisdp/to3", qos: 2 }] });
     expect((await old.next()).granted).toEqual([2]);
@@ -343,11 +314,7 @@ describe("ordering (3.1.1 [MQTT-4.6.0-5], 5 [MQTT-4.6.0-5]/[MQTT-4.6.0-6])", () 
 });
 
 describe("packet identifiers in flight are never reused (3.1.1 [MQTT-2.3.1-4], 5 [MQTT-2.2.1-4]); in-flight window = limits.maxInflight", () => {
-  let ib: RunningBroker;
-  beforeAll(async () => {
-    ib = await startTestBroker({ limits: { maxInflight: 10 } });
-  });
-  afterAll(() => ib.stop());
+  const ib = useTestBroker({ limits: { maxInflight: 10 } });
 
   for (const v of VERSIONS) {
     test(`v${v}: a subscriber that never acks gets 10 distinct ids, then nothing until it acks one, then exactly one more`, async () => {
@@ -609,7 +576,7 @@ describe("v5 inbound Topic Alias §3.3.2.3.4", () => {
     const s = await raw(5, "aliassub");
     await subscribe(s, "alias/x", 1);
     const c = await RawClient.connect(b.port, 5);
-    const ack = await c.handshake({ clientId: `aliaspub-${++nextId}` });
+    const ack = await c.handshake({ clientId: uid("aliaspub") });
     expect(ack.properties?.topicAliasMaximum).toBeGreaterThanOrEqual(1);
     c.send({ cmd: "publish", topic: "alias/x", payload: Buffer.from("one"), qos: 1, messageId: 1, properties: { topicAlias: 1 } });
     expect((await c.nextOf("puback")).messageId).toBe(1);
@@ -640,7 +607,7 @@ describe("v5 inbound Topic Alias §3.3.2.3.4", () => {
 
   test("alias above the announced Topic Alias Maximum → DISCONNECT 0x94 ([MQTT-3.3.2-9])", async () => {
     const c = await RawClient.connect(b.port, 5);
-    const ack = await c.handshake({ clientId: `aliasmax-${++nextId}` });
+    const ack = await c.handshake({ clientId: uid("aliasmax") });
     const max = ack.properties?.topicAliasMaximum as number;
     expect(max).toBe(b.broker.limits.topicAliasMaximum);
     c.send({ cmd: "publish", topic: "alias/max", payload: Buffer.from("x"), qos: 0, properties: { topicAlias: max + 1 } });
@@ -666,7 +633,7 @@ describe("v5 inbound Topic Alias §3.3.2.3.4", () => {
   });
 
   test("alias bindings do not survive a reconnect, even when the session resumes ([MQTT-3.3.2-7])", async () => {
-    const id = `aliasresume-${++nextId}`;
+    const id = uid("aliasresume");
     const c1 = await RawClient.connected(b.port, 5, { clientId: id, clean: false, properties: { sessionExpiryInterval: 60 } });
     c1.send({ cmd: "publish", topic: "alias/resume", payload: Buffer.from("x"), qos: 1, messageId: 1, properties: { topicAlias: 1 } });
     await c1.nextOf("puback");

@@ -8,41 +8,21 @@
  * live marker published after the SUBACK arrived comes after all of them:
  * collecting up to the marker shows exactly which retained messages were sent.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
-import { type Packet, RawClient } from "../helpers/raw.ts";
+import { uid, usePool } from "../helpers/pool.ts";
+import { type Packet, publishesUntil, RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-/**
- * Raw clients opened by the current test, closed after it even when it fails,
- * so a failing test cannot leave subscriptions behind for the next ones.
- */
-const opened: { c: RawClient; id: string; rb: RunningBroker }[] = [];
-afterEach(async () => {
-  const list = opened.splice(0);
-  for (const o of list) o.c.destroy();
-  await waitFor(() => list.every((o) => !o.rb.broker.sessions.get(o.id)?.conn), 2000, "test clients detached");
-});
+const b = useTestBroker();
+const pool = usePool();
 
 const VERSIONS = [4, 5] as const;
 type V = 4 | 5;
 type Q = 0 | 1 | 2;
 
-let nextId = 0;
-async function raw(version: V, tag: string, opts: Record<string, unknown> = {}): Promise<RawClient & { id: string }> {
-  const id = `${tag}-${++nextId}`;
-  const c = (await RawClient.connected(b.port, version, { clientId: id, ...opts })) as RawClient & { id: string };
-  c.id = id;
-  opened.push({ c, id, rb: b });
-  return c;
-}
+/** Connect a raw client with a known Client ID (closed after the test). */
+const raw = (version: V, tag: string, opts: Record<string, unknown> = {}) => pool.raw(b, version, tag, opts);
 
 let msgIds = 0;
 /** Publish and wait for the end of the QoS flow, so the broker has handled it. */
@@ -66,14 +46,7 @@ async function subscribe(c: RawClient, topic: string, qos: Q, opts: Record<strin
 }
 
 /** Collect PUBLISH packets until the one with payload "marker" (included). */
-async function untilMarker(c: RawClient): Promise<Packet[]> {
-  const out: Packet[] = [];
-  for (;;) {
-    const p = await c.nextOf("publish");
-    out.push(p);
-    if (p.payload.toString() === "marker") return out;
-  }
-}
+const untilMarker = (c: RawClient) => publishesUntil(c, (p) => p.payload.toString() === "marker");
 
 /** Subscribe, then publish a live marker on `markerTopic` (which the filter must match) and return what arrived before it. */
 async function subscribeAndCollect(c: RawClient, filter: string, qos: Q, markerTopic: string, p: RawClient, opts: Record<string, unknown> = {}): Promise<Packet[]> {
@@ -230,8 +203,8 @@ describe("wildcard subscriptions get every matching retained message [MQTT-4.7.1
   ];
   let p: RawClient;
   beforeAll(async () => {
-    // Not tracked by `opened`: it lives for the whole describe block.
-    p = await RawClient.connected(b.port, 4, { clientId: `rwpub-${++nextId}` });
+    // Not in the pool: it lives for the whole describe block.
+    p = await RawClient.connected(b.port, 4, { clientId: uid("rwpub") });
     for (const t of topics) await pub(p, t, `v:${t}`, 1, true);
   });
   afterAll(async () => {
@@ -319,7 +292,7 @@ describe("retained messages are not session state (3.1.1 [MQTT-3.1.2-7], 5 §4.1
   }
 
   test("3.1.1: a persistent publisher session discarded by a clean reconnect keeps its retained message", async () => {
-    const id = `rsurvp-${++nextId}`;
+    const id = uid("rsurvp");
     const p = await RawClient.connected(b.port, 4, { clientId: id, clean: false });
     await pub(p, "rsurvp/t", "kept", 1, true);
     p.destroy();

@@ -8,18 +8,13 @@
  * session; the offline queue is bounded (limits.maxQueuedMessages), newer
  * messages are dropped and counted in `broker.dropped`.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { IClientPublishOptions } from "mqtt";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { startTestBroker, useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
 import { type Packet, RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
+const b = useTestBroker();
 
 type Version = 4 | 5;
 type PubProps = IClientPublishOptions["properties"];
@@ -43,6 +38,13 @@ async function subscribe(c: RawClient, topic: string, qos: 0 | 1 | 2, messageId 
 async function disconnect(c: RawClient, extra: Record<string, unknown> = {}): Promise<void> {
   c.send({ cmd: "disconnect", ...extra });
   expect(await c.waitClose()).toBe(true);
+}
+
+/** Connect, subscribe to `topic` and DISCONNECT normally: what stays behind is the session (if it outlives the connection) with that subscription. */
+async function subscribeAndLeave(version: Version, opts: Record<string, unknown>, topic: string, qos: 0 | 1 | 2 = 1, port = b.port): Promise<void> {
+  const s = await RawClient.connected(port, version, opts);
+  await subscribe(s, topic, qos);
+  await disconnect(s);
 }
 
 /** Drop the socket without DISCONNECT and wait until the broker has detached the session. */
@@ -73,9 +75,7 @@ describe("3.1.1 Clean Session", () => {
   test("clean=0: QoS 1 messages published while offline arrive in order on resume, Session Present 1, no re-subscribe [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-3.2.2-2]", async () => {
     const id = "s311-queue";
     const topic = "sess/311/queue";
-    const s = await RawClient.connected(b.port, 4, { clientId: id, clean: false });
-    await subscribe(s, topic, 1);
-    await disconnect(s);
+    await subscribeAndLeave(4, { clientId: id, clean: false }, topic);
     await publish(topic, ["m1", "m2", "m3"], 1);
 
     const { c, ack } = await reconnect(4, { clientId: id, clean: false });
@@ -109,9 +109,7 @@ describe("3.1.1 Clean Session", () => {
   test("clean=0: a QoS 0 message published while offline is not queued (policy), a QoS 1 one is [MQTT-3.1.2-5]", async () => {
     const id = "s311-qos0";
     const topic = "sess/311/qos0";
-    const s = await RawClient.connected(b.port, 4, { clientId: id, clean: false });
-    await subscribe(s, topic, 1);
-    await disconnect(s);
+    await subscribeAndLeave(4, { clientId: id, clean: false }, topic);
     const p = await connectClient(b.port, {});
     await p.client.publishAsync(topic, "zero", { qos: 0 });
     await p.client.publishAsync(topic, "one", { qos: 1 }); // its PUBACK means "zero" was processed too
@@ -128,9 +126,7 @@ describe("3.1.1 Clean Session", () => {
   test("reconnect with clean=1 discards the stored session: Session Present 0, no subscription, no queued message [MQTT-3.1.2-6] [MQTT-3.2.2-1]", async () => {
     const id = "s311-clean1";
     const topic = "sess/311/clean1";
-    const s = await RawClient.connected(b.port, 4, { clientId: id, clean: false });
-    await subscribe(s, topic, 1);
-    await disconnect(s);
+    await subscribeAndLeave(4, { clientId: id, clean: false }, topic);
     await publish(topic, ["queued"], 1);
     expect(b.broker.sessions.get(id)?.queue.length).toBe(1);
 
@@ -175,9 +171,7 @@ describe("v5 Session Expiry Interval", () => {
     const id = "s5-exp1";
     const topic = "sess/5/exp1";
     const opts = { clientId: id, clean: false, properties: { sessionExpiryInterval: 1 } };
-    const s = await RawClient.connected(b.port, 5, opts);
-    await subscribe(s, topic, 1);
-    await disconnect(s);
+    await subscribeAndLeave(5, opts, topic);
     const first = await reconnect(5, opts);
     expect(first.ack.sessionPresent).toBe(true);
     await disconnect(first.c);
@@ -197,9 +191,7 @@ describe("v5 Session Expiry Interval", () => {
     test(`expiry ${label}: the session ends with the connection, Clean Start 0 right after → Session Present 0 (§3.1.2.11.2)`, async () => {
       const id = `s5-exp0-${label}`;
       const topic = `sess/5/exp0/${label}`;
-      const s = await RawClient.connected(b.port, 5, { clientId: id, clean: false, properties: props });
-      await subscribe(s, topic, 1);
-      await disconnect(s);
+      await subscribeAndLeave(5, { clientId: id, clean: false, properties: props }, topic);
       expect(b.broker.sessions.has(id)).toBe(false);
       const { c, ack } = await reconnect(5, { clientId: id, clean: false, properties: { sessionExpiryInterval: 60 } });
       expect(ack.sessionPresent).toBe(false);
@@ -213,9 +205,7 @@ describe("v5 Session Expiry Interval", () => {
       const id = `s5-exp-${expiry}`;
       const topic = `sess/5/exp/${expiry}`;
       const opts = { clientId: id, clean: false, properties: { sessionExpiryInterval: expiry } };
-      const s = await RawClient.connected(b.port, 5, opts);
-      await subscribe(s, topic, 1);
-      await disconnect(s);
+      await subscribeAndLeave(5, opts, topic);
       await publish(topic, ["kept"], 1, 5);
       const { c, ack } = await reconnect(5, opts);
       expect(ack.sessionPresent).toBe(true);
@@ -386,9 +376,7 @@ describe("offline queue limit (policy)", () => {
     try {
       const id = "s-qlimit";
       const topic = "sess/qlimit";
-      const s = await RawClient.connected(b2.port, 4, { clientId: id, clean: false });
-      await subscribe(s, topic, 1);
-      await disconnect(s);
+      await subscribeAndLeave(4, { clientId: id, clean: false }, topic, 1, b2.port);
       const before = b2.broker.dropped;
       await publish(topic, ["q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8"], 1, 4, undefined, b2.port);
       expect(b2.broker.dropped - before).toBe(3);
@@ -492,9 +480,7 @@ describe("v5 message expiry while queued", () => {
   test("expiry 1 s is dropped after 2 s offline [MQTT-3.3.2-5]; expiry 10 s is delivered with the remaining interval [MQTT-3.3.2-6]", async () => {
     const id = "s-msg-expiry";
     const topic = "sess/msgexpiry";
-    const s = await RawClient.connected(b.port, 5, persistent(5, id));
-    await subscribe(s, topic, 1);
-    await disconnect(s);
+    await subscribeAndLeave(5, persistent(5, id), topic);
     await publish(topic, ["short"], 1, 5, { messageExpiryInterval: 1 });
     await publish(topic, ["long"], 1, 5, { messageExpiryInterval: 10 });
     await Bun.sleep(2000);

@@ -4,17 +4,12 @@
  * existing connection whatever Clean Session / Clean Start says (v5: DISCONNECT
  * 0x8E first); the flag only decides resume vs discard (Session Present).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
 import { RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ auth: { allowAnonymous: true, users: [{ username: "alice", password: "secret" }] } });
-});
-afterAll(() => b.stop());
+const b = useTestBroker({ auth: { allowAnonymous: true, users: [{ username: "alice", password: "secret" }] } });
 
 const flagCombos: [boolean, boolean][] = [
   [true, true],

@@ -8,18 +8,13 @@
  * them; v5 §3.1.2.5 counts a server-sent DISCONNECT as a trigger, policy not
  * settled yet).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import mqtt from "mqtt-packet";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient, type TestClient } from "../helpers/clients.ts";
 import { type Packet, RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
+const b = useTestBroker();
 
 type Version = 3 | 4 | 5;
 
@@ -239,6 +234,27 @@ describe("invalid will topic", () => {
 });
 
 describe("v5 Will Delay Interval", () => {
+  /**
+   * A v5 client with a session that outlives the connection (Session Expiry
+   * `sessionExpiry` s) and a will delayed by `willDelay` s drops its socket:
+   * no will 0.5 s later, then the will `payload` within 5 s. Returns the watcher.
+   */
+  async function dropWithDelayedWill(topic: string, id: string, payload: string, sessionExpiry: number, willDelay: number): Promise<TestClient> {
+    const w = await watch(topic);
+    const c = await RawClient.connected(b.port, 5, {
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: sessionExpiry },
+      will: will(topic, payload, { properties: { willDelayInterval: willDelay } }),
+    });
+    await drop(c, id);
+    await Bun.sleep(500);
+    expect(w.messages).toEqual([]);
+    await w.waitMessages(1, 4500);
+    expect(w.messages.map((m) => m.payload.toString())).toEqual([payload]);
+    return w;
+  }
+
   test("delay 2 s, reconnect (Clean Start 0, expiry 60) within 0.5 s → no will, even 3 s after the drop [MQTT-3.1.3-9] [MQTT-3.1.2-8]", async () => {
     const topic = "will/delay/cancel";
     const w = await watch(topic);
@@ -257,20 +273,8 @@ describe("v5 Will Delay Interval", () => {
   });
 
   test("delay 2 s, no reconnect → not yet after 0.5 s, published within 5 s; the session survives [MQTT-3.1.2-8]", async () => {
-    const topic = "will/delay/fire";
-    const w = await watch(topic);
     const id = "w-delay-fire";
-    const c = await RawClient.connected(b.port, 5, {
-      clientId: id,
-      clean: false,
-      properties: { sessionExpiryInterval: 60 },
-      will: will(topic, "delayed", { properties: { willDelayInterval: 2 } }),
-    });
-    await drop(c, id);
-    await Bun.sleep(500);
-    expect(w.messages).toEqual([]);
-    await w.waitMessages(1, 4500);
-    expect(w.messages.map((m) => m.payload.toString())).toEqual(["delayed"]);
+    const w = await dropWithDelayedWill("will/delay/fire", id, "delayed", 60, 2);
     expect(b.broker.sessions.has(id)).toBe(true);
     // The published will is removed from the session ([MQTT-3.1.2-10] 5): resuming and dropping again publishes nothing.
     const r = await RawClient.connected(b.port, 5, { clientId: id, clean: false, properties: { sessionExpiryInterval: 60 } });
@@ -284,20 +288,8 @@ describe("v5 Will Delay Interval", () => {
   });
 
   test("delay 60 s, session expiry 1 s → the will is published when the session ends, within 5 s [MQTT-3.1.2-8]", async () => {
-    const topic = "will/delay/expiry";
-    const w = await watch(topic);
     const id = "w-delay-expiry";
-    const c = await RawClient.connected(b.port, 5, {
-      clientId: id,
-      clean: false,
-      properties: { sessionExpiryInterval: 1 },
-      will: will(topic, "session over", { properties: { willDelayInterval: 60 } }),
-    });
-    await drop(c, id);
-    await Bun.sleep(500);
-    expect(w.messages).toEqual([]);
-    await w.waitMessages(1, 4500);
-    expect(w.messages.map((m) => m.payload.toString())).toEqual(["session over"]);
+    const w = await dropWithDelayedWill("will/delay/expiry", id, "session over", 1, 60);
     expect(b.broker.sessions.has(id)).toBe(false);
     await w.end();
   });
@@ -317,6 +309,40 @@ describe("v5 Will Delay Interval", () => {
 });
 
 describe("v5 will properties", () => {
+  /** A User Property entry with a one-character name and value, as encoded. */
+  const up = (k: string, v: string) => Buffer.from([0x26, 0, 1, k.charCodeAt(0), 0, 1, v.charCodeAt(0)]);
+
+  /**
+   * Connect a raw v5 client whose will (QoS 0, payload "ordered") carries
+   * `userProperties` as mqtt-packet encodes them, except that the name of the
+   * entry `from` (a name and value) is changed in place to `to` (one
+   * character, so no length changes); CONNACK 0x00 is checked, then the socket
+   * is destroyed so the will goes out.
+   */
+  async function connectWithEditedWillUserProps(clientId: string, topic: string, userProperties: Record<string, string>, from: [string, string], to: string): Promise<void> {
+    const connect = mqtt.generate(
+      {
+        cmd: "connect",
+        protocolId: "MQTT",
+        protocolVersion: 5,
+        clean: true,
+        keepalive: 0,
+        clientId,
+        will: { topic, payload: Buffer.from("ordered"), qos: 0, retain: false, properties: { userProperties } },
+      } as unknown as mqtt.Packet,
+      { protocolVersion: 5 },
+    );
+    const at = connect.indexOf(up(...from));
+    expect(at).toBeGreaterThan(0);
+    connect[at + 3] = to.charCodeAt(0);
+    const c = await RawClient.connect(b.port, 5);
+    c.write(connect);
+    const ack = await c.next();
+    expect(ack.cmd).toBe("connack");
+    expect(ack.reasonCode).toBe(0);
+    c.destroy();
+  }
+
   test("Payload Format Indicator, Content Type, Response Topic, Correlation Data, User Properties arrive unchanged (§3.1.3.2.3–7) [MQTT-3.1.3-10]", async () => {
     const topic = "will/props";
     const s = await rawWatch(topic, 1, 5);
@@ -350,28 +376,7 @@ describe("v5 will properties", () => {
     const topic = "will/props/order";
     const s = await rawWatch(topic, 0, 5);
     // mqtt-packet groups equal keys, so encode a=1, b=2, c=3 and rename c to a (same length).
-    const connect = mqtt.generate(
-      {
-        cmd: "connect",
-        protocolId: "MQTT",
-        protocolVersion: 5,
-        clean: true,
-        keepalive: 0,
-        clientId: "w-props-order",
-        will: { topic, payload: Buffer.from("ordered"), qos: 0, retain: false, properties: { userProperties: { a: "1", b: "2", c: "3" } } },
-      } as unknown as mqtt.Packet,
-      { protocolVersion: 5 },
-    );
-    const up = (k: string, v: string) => Buffer.from([0x26, 0, 1, k.charCodeAt(0), 0, 1, v.charCodeAt(0)]);
-    const at = connect.indexOf(up("c", "3"));
-    expect(at).toBeGreaterThan(0);
-    connect[at + 3] = "a".charCodeAt(0);
-    const c = await RawClient.connect(b.port, 5);
-    c.write(connect);
-    const ack = await c.next();
-    expect(ack.cmd).toBe("connack");
-    expect(ack.reasonCode).toBe(0);
-    c.destroy();
+    await connectWithEditedWillUserProps("w-props-order", topic, { a: "1", b: "2", c: "3" }, ["c", "3"], "a");
     const p = await s.nextOf("publish", 5000);
     expect(p.properties?.userProperties).toEqual({ a: ["1", "3"], b: "2" });
     const bytes = Buffer.concat(s.received);
@@ -383,28 +388,7 @@ describe("v5 will properties", () => {
     const topic = "will/props/order-int";
     const s = await rawWatch(topic, 0, 5);
     // mqtt-packet would encode the object {z, 7} as 7 first (JS key order): encode z, y and rename y to 7.
-    const connect = mqtt.generate(
-      {
-        cmd: "connect",
-        protocolId: "MQTT",
-        protocolVersion: 5,
-        clean: true,
-        keepalive: 0,
-        clientId: "w-props-order-int",
-        will: { topic, payload: Buffer.from("ordered"), qos: 0, retain: false, properties: { userProperties: { z: "1", y: "2" } } },
-      } as unknown as mqtt.Packet,
-      { protocolVersion: 5 },
-    );
-    const up = (k: string, v: string) => Buffer.from([0x26, 0, 1, k.charCodeAt(0), 0, 1, v.charCodeAt(0)]);
-    const at = connect.indexOf(up("y", "2"));
-    expect(at).toBeGreaterThan(0);
-    connect[at + 3] = "7".charCodeAt(0);
-    const c = await RawClient.connect(b.port, 5);
-    c.write(connect);
-    const ack = await c.next();
-    expect(ack.cmd).toBe("connack");
-    expect(ack.reasonCode).toBe(0);
-    c.destroy();
+    await connectWithEditedWillUserProps("w-props-order-int", topic, { z: "1", y: "2" }, ["y", "2"], "7");
     const p = await s.nextOf("publish", 5000);
     expect(p.properties?.userProperties).toEqual({ z: "1", "7": "2" });
     const bytes = Buffer.concat(s.received);

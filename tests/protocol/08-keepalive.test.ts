@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { startTestBroker, useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient, type TestClient } from "../helpers/clients.ts";
 import { encode, RawClient } from "../helpers/raw.ts";
 
@@ -181,11 +181,7 @@ describe("Keep Alive 0 turns the check off [MQTT-3.1.2-24]", () => {
 });
 
 describe("v5 Server Keep Alive is the value enforced [MQTT-3.2.2-21]", () => {
-  let k: RunningBroker;
-  beforeAll(async () => {
-    k = await startTestBroker({ limits: { maxKeepalive: 1 } });
-  });
-  afterAll(() => k.stop());
+  const k = useTestBroker({ limits: { maxKeepalive: 1 } });
 
   test.concurrent("client asks 60 s, CONNACK says 1 s, and a silent client is closed with 0x8D by 4 s", async () => {
     const c = await RawClient.connect(k.port, 5);

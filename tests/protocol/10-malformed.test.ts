@@ -9,57 +9,13 @@
  *
  * The broker runs with limits.maxPacketSize 1024.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
 import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { field, frame, prop, publishBytes, u16, u32, varint } from "../helpers/bytes.ts";
 import { connectClient, type TestClient } from "../helpers/clients.ts";
+import { usePool } from "../helpers/pool.ts";
 import { encode, type Packet, RawClient } from "../helpers/raw.ts";
-
-// ---- byte builders ---------------------------------------------------------
-
-const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-const field = (s: string | Buffer | number[]) => {
-  const b = typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s);
-  return Buffer.concat([u16(b.length), b]);
-};
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-function frame(b0: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([b0]), varint(body.length), body]);
-}
-const prop = (id: number, ...value: (number | Buffer)[]) =>
-  Buffer.concat([Buffer.from([id]), ...value.map((v) => (typeof v === "number" ? Buffer.from([v]) : v))]);
-
-/**
- * A PUBLISH built by hand. `topic` may be raw bytes; `props` (v5) are raw
- * property bytes. `flags` is the low nibble of the fixed header.
- */
-function publishBytes(o: { v5: boolean; topic: string | number[]; flags?: number; packetId?: number; props?: Buffer; payload?: Buffer | string }): Buffer {
-  const flags = o.flags ?? 0;
-  const qos = (flags >> 1) & 3;
-  const parts: Buffer[] = [field(o.topic)];
-  if (qos > 0) parts.push(u16(o.packetId ?? 1));
-  if (o.v5) {
-    const p = o.props ?? Buffer.alloc(0);
-    parts.push(varint(p.length), p);
-  }
-  parts.push(Buffer.from(o.payload ?? "x"));
-  return frame(0x30 | flags, ...parts);
-}
 
 // ---- broker, healthy client, helpers -----------------------------------------
 
@@ -104,18 +60,10 @@ async function stillHealthy(): Promise<void> {
 }
 
 /** Raw clients opened by the current test; destroyed after it, so a failed test leaves nothing behind for the next. */
-const opened: RawClient[] = [];
-afterEach(() => {
-  for (const c of opened.splice(0)) c.destroy();
-});
-async function rawConnect(version: 3 | 4 | 5): Promise<RawClient> {
-  const c = await RawClient.connect(b.port, version);
-  opened.push(c);
-  return c;
-}
+const pool = usePool();
+const rawConnect = (version: 3 | 4 | 5) => pool.socket(b, version);
 async function rawConnected(version: 3 | 4 | 5, opts: Record<string, unknown>): Promise<RawClient> {
-  const c = await RawClient.connect(b.port, version);
-  opened.push(c);
+  const c = await rawConnect(version);
   const ack = await c.handshake(opts);
   expect(ack.cmd).toBe("connack");
   expect(ack.returnCode ?? ack.reasonCode).toBe(0);

@@ -5,17 +5,12 @@
  * messages). The rest waits in the session queue, in order, and flows as
  * acks come back ([MQTT-4.6.0-5] order kept).
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker } from "../helpers/broker.ts";
+import { expect, test } from "bun:test";
+import { useTestBroker } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
 import { RawClient } from "../helpers/raw.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ limits: { maxInflight: 100, maxInflightBytes: 4096 } });
-});
-afterAll(() => b.stop());
+const b = useTestBroker({ limits: { maxInflight: 100, maxInflightBytes: 4096 } });
 
 test("the window closes on payload bytes: 1000-byte messages, 4096 bytes allowed → 5 in flight, one more per ack, in order", async () => {
   const sub = await RawClient.connected(b.port, 4, { clientId: "ifb-sub" });

@@ -22,11 +22,19 @@ import {
 } from "../../lib/protocol/fast-codec.ts";
 import { Output } from "../../lib/protocol/output.ts";
 import { MqttError, RC } from "../../lib/protocol/reason-codes.ts";
+import { fieldList as str, u16List as u16, varint as encVarint } from "../helpers/bytes.ts";
 
 type Ver = 4 | 5;
 type Packet = Record<string, any>;
 const NO_LIMIT = 268_435_460;
 const NOW = 1_700_000_000_000;
+/** The four acknowledgement packet types and their mqtt-packet `cmd`. */
+const ACK_TYPES: [number, string][] = [
+  [PUBACK, "puback"],
+  [PUBREC, "pubrec"],
+  [PUBREL, "pubrel"],
+  [PUBCOMP, "pubcomp"],
+];
 
 /** mqtt-packet's encoding of `packet` for `version`. */
 function gen(packet: Record<string, unknown>, version: Ver): Buffer {
@@ -94,26 +102,6 @@ function reparseProps(props: Buffer | null): Record<string, unknown> | undefined
   const body = Buffer.concat([Buffer.from([0, 1, 0x74]), encVarint(props?.length ?? 0), props ?? Buffer.alloc(0)]);
   const frame = Buffer.concat([Buffer.from([0x30]), encVarint(body.length), body]);
   return ref(frame, 5).properties as Record<string, unknown> | undefined;
-}
-
-function encVarint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-
-function u16(n: number): number[] {
-  return [n >> 8, n & 0xff];
-}
-
-function str(s: string | number[]): number[] {
-  const b = typeof s === "string" ? [...Buffer.from(s, "utf8")] : s;
-  return [...u16(b.length), ...b];
 }
 
 function msg(topic: string, payload: Buffer, opts: { props?: Buffer | null; expiresAt?: number; qos?: QoS; retain?: boolean } = {}): Message {
@@ -324,13 +312,7 @@ describe("writePublish and the client's Maximum Packet Size [MQTT-3.1.2-24]", ()
 });
 
 describe("writeAck vs mqtt.generate", () => {
-  const types: [number, string][] = [
-    [PUBACK, "puback"],
-    [PUBREC, "pubrec"],
-    [PUBREL, "pubrel"],
-    [PUBCOMP, "pubcomp"],
-  ];
-  for (const [type, cmd] of types) {
+  for (const [type, cmd] of ACK_TYPES) {
     for (const id of [1, 0x1234, 65535]) {
       test(`${cmd} v4 id ${id}`, () => {
         const out = new Output();
@@ -635,13 +617,7 @@ describe("decodePublish refusals", () => {
 });
 
 describe("decodeAck vs mqtt.parser", () => {
-  const types: [number, string][] = [
-    [PUBACK, "puback"],
-    [PUBREC, "pubrec"],
-    [PUBREL, "pubrel"],
-    [PUBCOMP, "pubcomp"],
-  ];
-  for (const [type, cmd] of types) {
+  for (const [type, cmd] of ACK_TYPES) {
     const variants: [string, Ver, Record<string, unknown>][] = [
       ["v4", 4, { messageId: 0x4321 }],
       ["v5 no reason", 5, { messageId: 1, reasonCode: 0 }],

@@ -16,12 +16,12 @@
  * connection without method → DISCONNECT 0x82 and AUTH from a 3.1.1 client
  * (10-malformed).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker } from "../helpers/broker.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import { ScramClient } from "../helpers/scram.ts";
 import { encode, type Packet, type RawClient } from "../helpers/raw.ts";
-import { expectDisconnect, framesOf, Pool, publish, subscribe, text, uid } from "./util.ts";
+import { expectDisconnect, framesOf, publish, subscribe, text } from "./util.ts";
 
 const METHOD = "SCRAM-SHA-256";
 const users = [
@@ -29,14 +29,8 @@ const users = [
   { username: "bob", password: "builder, of=things" },
 ];
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ auth: { allowAnonymous: true, users } });
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker({ auth: { allowAnonymous: true, users } });
+const pool = usePool();
 
 function connectPacket(clientId: string, data: Buffer | undefined, extra: Record<string, unknown> = {}, method = METHOD) {
   return {
@@ -335,11 +329,7 @@ describe("re-authentication [MQTT-4.12.1-1] [MQTT-4.12.1-2]", () => {
 });
 
 describe("an unfinished exchange is bounded by limits.connectTimeoutMs (300 ms)", () => {
-  let k: RunningBroker;
-  beforeAll(async () => {
-    k = await startTestBroker({ auth: { users }, limits: { connectTimeoutMs: 300 } });
-  });
-  afterAll(() => k.stop());
+  const k = useTestBroker({ auth: { users }, limits: { connectTimeoutMs: 300 } });
 
   test("no answer to the server-first message: closed within 2 s, without CONNACK or DISCONNECT", async () => {
     const c = await pool.socket(k, 5, "");

@@ -10,11 +10,13 @@
  * limit, two different Assigned Client Identifiers; 08-keepalive: a 1 s
  * Server Keep Alive closing a silent client.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
 import { startTestBroker } from "../helpers/broker.ts";
+import { field, frame, u32, varint } from "../helpers/bytes.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import type { RawClient } from "../helpers/raw.ts";
-import { drop, field, frame, framesOf, Pool, subscribe, u32, uid, varint } from "./util.ts";
+import { drop, framesOf, subscribe } from "./util.ts";
 
 let b: RunningBroker; // responseInformation "reply/"
 let ka: RunningBroker; // limits.maxKeepalive 2, no responseInformation
@@ -32,8 +34,7 @@ afterAll(async () => {
   await Promise.all([b, ka, moved, away].map((x) => x.stop()));
 });
 
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const pool = usePool();
 
 async function connack(rb: RunningBroker, opts: Record<string, unknown>, version: 4 | 5 = 5) {
   const c = await pool.socket(rb, version, (opts.clientId as string | undefined) ?? "");

@@ -17,21 +17,16 @@
  *
  * The broker runs with limits.receiveMaximum 2 and maxPacketSize 1024.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { startTestBroker, useTestBroker } from "../helpers/broker.ts";
+import { varint } from "../helpers/bytes.ts";
 import { connectClient } from "../helpers/clients.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import { encode, type Packet, type RawClient } from "../helpers/raw.ts";
-import { expectDisconnect, framesOf, Pool, publish, publishBytes, subscribe, text, uid, varint } from "./util.ts";
+import { expectDisconnect, framesOf, publish, publishBytes, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ limits: { receiveMaximum: 2, maxPacketSize: 1024 } });
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker({ limits: { receiveMaximum: 2, maxPacketSize: 1024 } });
+const pool = usePool();
 
 /** A watcher subscribed to `topic` (QoS 1). */
 async function watch(topic: string): Promise<RawClient> {

@@ -14,20 +14,14 @@
  * QoS 1, Receive Maximum 1 with QoS 2 (PUBREC does not free, PUBCOMP does),
  * re-sent PUBLISHes on resume count against the new connection's quota.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker } from "../helpers/broker.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import type { Packet, RawClient } from "../helpers/raw.ts";
-import { expectDisconnect, Pool, publish, subscribe, text, uid } from "./util.ts";
+import { expectDisconnect, publish, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ limits: { receiveMaximum: 3 } });
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker({ limits: { receiveMaximum: 3 } });
+const pool = usePool();
 
 /** Packets that arrive until nothing comes for `quietMs`. */
 const quiet = (c: RawClient, quietMs = 200) => c.drain(quietMs);

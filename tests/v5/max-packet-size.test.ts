@@ -14,20 +14,15 @@
  * Remaining Length, a CONNECT header over the limit, exactly the limit vs one
  * byte more for a PUBLISH.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
+import { field, frame, u32, varint } from "../helpers/bytes.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import type { RawClient } from "../helpers/raw.ts";
-import { drop, expectDisconnect, field, frame, framesOf, Pool, publish, subscribe, text, u32, uid, varint } from "./util.ts";
+import { drop, expectDisconnect, framesOf, publish, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ limits: { maxPacketSize: 2048 } });
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker({ limits: { maxPacketSize: 2048 } });
+const pool = usePool();
 
 const payload = (n: number, tag = "p") => Buffer.concat([Buffer.from(tag), Buffer.alloc(n - tag.length, 0x2e)]);
 

@@ -11,20 +11,14 @@
  * decremented value on retained delivery (04-retain), the will's expiry
  * forwarded and a retained will expiring (07-will).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
-import type { Packet, RawClient } from "../helpers/raw.ts";
-import { drop, Pool, publish, publishesUntil, subscribe, text, uid } from "./util.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
+import { uid, usePool } from "../helpers/pool.ts";
+import { type Packet, publishesUntil, type RawClient } from "../helpers/raw.ts";
+import { drop, publish, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker();
+const pool = usePool();
 
 const expiryOf = (p: Packet) => p.properties?.messageExpiryInterval as number | undefined;
 

@@ -13,21 +13,16 @@
  * (tests/protocol/03-publish.test.ts), the will's properties and their order
  * (07-will), retained properties decoded (04-retain).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker } from "../helpers/broker.ts";
+import { field, frame, u16, u32, varint } from "../helpers/bytes.ts";
 import { connectClient } from "../helpers/clients.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import type { RawClient } from "../helpers/raw.ts";
-import { drop, expectDisconnect, field, frame, P, parsePublish, Pool, propEntries, publishBytes, publishFramesOf, subscribe, u16, u32, uid, varint } from "./util.ts";
+import { drop, expectDisconnect, P, parsePublish, propEntries, publishBytes, publishFramesOf, subscribe } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker();
+const pool = usePool();
 
 /** The pass-through properties under test, in a deliberately awkward order. */
 const PROPS = Buffer.concat([

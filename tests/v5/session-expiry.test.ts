@@ -13,19 +13,14 @@
  * is honoured); a second one with a 2 s cap checks that the cap is what
  * applies. Expiry runs on the broker's 250 ms housekeeping tick.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
-import { drop, expectDisconnect, Pool, publish, subscribe, text, uid } from "./util.ts";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
+import { uid, usePool } from "../helpers/pool.ts";
+import { drop, expectDisconnect, publish, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker({ limits: { maxSessionExpiry: 0xffffffff } });
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker({ limits: { maxSessionExpiry: 0xffffffff } });
+const pool = usePool();
 
 /** Connect with the given CONNECT options and return the CONNACK (any reason code). */
 async function connack(rb: RunningBroker, opts: Record<string, unknown>, version: 4 | 5 = 5) {
@@ -171,11 +166,7 @@ describe("Session Expiry Interval changed on DISCONNECT (§3.14.2.2.2)", () => {
 });
 
 describe("capped by limits.maxSessionExpiry (2 s) and told in CONNACK (v5 §3.2.2.3.2)", () => {
-  let k: RunningBroker;
-  beforeAll(async () => {
-    k = await startTestBroker({ limits: { maxSessionExpiry: 2 } });
-  });
-  afterAll(() => k.stop());
+  const k = useTestBroker({ limits: { maxSessionExpiry: 2 } });
 
   test("a value within the cap is not echoed in CONNACK", async () => {
     const { ack } = await connack(k, { clientId: uid("cap-1"), properties: { sessionExpiryInterval: 1 } });

@@ -12,20 +12,14 @@
  * Already covered in tests/protocol/04-retain.test.ts: no retained message
  * for a new v5 member with Retain Handling 0 or 1.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker, waitFor } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker, waitFor } from "../helpers/broker.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import type { Packet, RawClient } from "../helpers/raw.ts";
-import { drop, expectDisconnect, Pool, publish, subscribe, text, uid } from "./util.ts";
+import { drop, expectDisconnect, publish, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker();
+const pool = usePool();
 
 /** PUBLISH packets a client received until it is quiet for `ms`, acknowledged unless `ack` is false. */
 async function take(c: RawClient, ack = true, ms = 200): Promise<Packet[]> {

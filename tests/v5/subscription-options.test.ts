@@ -10,21 +10,15 @@
  * resumed session, identifiers on queued and re-sent retained messages, and
  * per-filter SUBACK / UNSUBACK codes mixing plain and shared filters.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningBroker } from "../../lib/server.ts";
-import { startTestBroker } from "../helpers/broker.ts";
+import { describe, expect, test } from "bun:test";
+import { useTestBroker } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
-import type { Packet } from "../helpers/raw.ts";
-import { drop, parsePublish, Pool, propEntries, publish, publishesUntil, publishFramesOf, subscribe, text, uid } from "./util.ts";
+import { uid, usePool } from "../helpers/pool.ts";
+import { type Packet, publishesUntil } from "../helpers/raw.ts";
+import { drop, parsePublish, propEntries, publish, publishFramesOf, subscribe, text } from "./util.ts";
 
-let b: RunningBroker;
-beforeAll(async () => {
-  b = await startTestBroker();
-});
-afterAll(() => b.stop());
-
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const b = useTestBroker();
+const pool = usePool();
 
 function subIds(p: Packet): number[] {
   const v = p.properties?.subscriptionIdentifier;

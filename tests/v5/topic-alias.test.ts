@@ -15,12 +15,13 @@
  * broker): alias 0 and above the default maximum → 0x94, empty topic with an
  * unbound alias → 0x82, re-binding, no bindings after a reconnect.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
 import { startTestBroker } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
+import { uid, usePool } from "../helpers/pool.ts";
 import type { RawClient } from "../helpers/raw.ts";
-import { drop, expectDisconnect, parsePublish, Pool, propEntries, publish, publishFramesOf, subscribe, text, uid } from "./util.ts";
+import { drop, expectDisconnect, parsePublish, propEntries, publish, publishFramesOf, subscribe, text } from "./util.ts";
 
 let b: RunningBroker; // defaults: topicAliasMaximum 64, outbound aliases on
 let k: RunningBroker; // inbound maximum 3, outbound aliases off
@@ -34,8 +35,7 @@ afterAll(async () => {
   await Promise.all([b.stop(), k.stop(), z.stop()]);
 });
 
-const pool = new Pool();
-afterEach(() => pool.cleanup());
+const pool = usePool();
 
 interface Seen {
   /** Topic bytes on the wire ("" when the alias stands in). */

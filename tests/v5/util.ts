@@ -1,43 +1,19 @@
 /**
- * Shared helpers for the MQTT 5 feature tests in tests/v5: byte builders for
- * hand-made packets, a splitter that cuts the raw byte stream a RawClient
- * received into frames (for byte-exact checks that the mqtt-packet parser
- * would hide, e.g. the order of repeated User Properties or an empty topic
- * next to a Topic Alias), and a pool of raw clients closed after each test.
+ * Shared helpers for the MQTT 5 feature tests in tests/v5: v5 property
+ * encoders and a PUBLISH builder for hand-made packets, a splitter that cuts
+ * the raw byte stream a RawClient received into frames (for byte-exact checks
+ * that the mqtt-packet parser would hide, e.g. the order of repeated User
+ * Properties or an empty topic next to a Topic Alias), and packet helpers for
+ * raw clients. The generic byte builders are in ../helpers/bytes.ts, the pool
+ * of raw clients closed after each test in ../helpers/pool.ts.
  */
 import { expect } from "bun:test";
 import type { RunningBroker } from "../../lib/server.ts";
 import { waitFor } from "../helpers/broker.ts";
-import { type Packet, RawClient } from "../helpers/raw.ts";
+import { field, publishBytes as rawPublishBytes, u16, u32, varint } from "../helpers/bytes.ts";
+import type { Packet, RawClient } from "../helpers/raw.ts";
 
-// ---- byte builders -----------------------------------------------------------
-
-export const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-export const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-/** A length-prefixed UTF-8 string / binary field. */
-export const field = (s: string | Buffer | number[]) => {
-  const b = typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s);
-  return Buffer.concat([u16(b.length), b]);
-};
-export function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-/** A whole packet: first byte, Remaining Length, body. */
-export function frame(b0: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([b0]), varint(body.length), body]);
-}
+// ---- v5 properties and PUBLISH ------------------------------------------------
 
 /** v5 property encoders (identifier byte + value). */
 export const P = {
@@ -63,14 +39,7 @@ export function publishBytes(o: {
   payload?: Buffer | string;
 }): Buffer {
   const qos = o.qos ?? 0;
-  const parts: Buffer[] = [field(o.topic)];
-  if (qos > 0) parts.push(u16(o.packetId ?? 1));
-  if (o.v5) {
-    const p = o.props ?? Buffer.alloc(0);
-    parts.push(varint(p.length), p);
-  }
-  parts.push(Buffer.from(o.payload ?? "x"));
-  return frame(0x30 | (o.dup ? 8 : 0) | (qos << 1) | (o.retain ? 1 : 0), ...parts);
+  return rawPublishBytes({ ...o, flags: (o.dup ? 8 : 0) | (qos << 1) | (o.retain ? 1 : 0) });
 }
 
 // ---- reading raw frames ------------------------------------------------------
@@ -176,44 +145,6 @@ export function propEntries(props: Buffer): { id: number; bytes: Buffer }[] {
 
 // ---- clients -------------------------------------------------------------------
 
-let seq = 0;
-/** A Client ID unique in this process. */
-export const uid = (tag: string) => `${tag}-${++seq}-${process.pid}`;
-
-/**
- * Raw clients opened by the current test, destroyed after it even when it
- * fails, so a failing test cannot leave connections behind for the next.
- */
-export class Pool {
-  private opened: { c: RawClient; id: string; rb: RunningBroker }[] = [];
-
-  /** Connect (CONNACK 0x00 required) with a fresh Client ID unless opts.clientId is given. */
-  async raw(rb: RunningBroker, version: 4 | 5, tag: string, opts: Record<string, unknown> = {}): Promise<RawClient & { id: string }> {
-    const id = (opts.clientId as string | undefined) ?? uid(tag);
-    const c = (await RawClient.connected(rb.port, version, { ...opts, clientId: id })) as RawClient & { id: string };
-    c.id = id;
-    this.opened.push({ c, id, rb });
-    return c;
-  }
-
-  /** A connected socket without CONNECT (for handshakes the test checks itself). */
-  async socket(rb: RunningBroker, version: 4 | 5, id = ""): Promise<RawClient> {
-    const c = await RawClient.connect(rb.port, version);
-    this.opened.push({ c, id, rb });
-    return c;
-  }
-
-  track(c: RawClient, id: string, rb: RunningBroker): void {
-    this.opened.push({ c, id, rb });
-  }
-
-  async cleanup(): Promise<void> {
-    const list = this.opened.splice(0);
-    for (const o of list) o.c.destroy();
-    await waitFor(() => list.every((o) => o.id === "" || !o.rb.broker.sessions.get(o.id)?.conn), 3000, "test clients detached");
-  }
-}
-
 /** SUBSCRIBE and return the SUBACK (skipping anything else that arrives first). */
 export async function subscribe(
   c: RawClient,
@@ -250,16 +181,6 @@ export async function publish(
   c.send({ cmd: "pubrel", messageId });
   expect((await c.nextOf("pubcomp")).messageId).toBe(messageId);
   return rec;
-}
-
-/** Collect PUBLISH packets until one satisfies `last` (included); other packet types are skipped. */
-export async function publishesUntil(c: RawClient, last: (p: Packet) => boolean, ms = 3000): Promise<Packet[]> {
-  const out: Packet[] = [];
-  for (;;) {
-    const p = await c.nextOf("publish", ms);
-    out.push(p);
-    if (last(p)) return out;
-  }
 }
 
 export const text = (p: Packet) => Buffer.from(p.payload as Buffer).toString();
