@@ -39,7 +39,7 @@ const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(tex
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest();
 
 /** Derive SCRAM credentials from a password (RFC 5802 §3). */
-export function scramCredentials(password: string, salt: Buffer, iterations = ITERATIONS): ScramCredentials {
+function scramCredentials(password: string, salt: Buffer, iterations = ITERATIONS): ScramCredentials {
   const salted = pbkdf2Sync(password.normalize("NFKC"), salt, iterations, 32, "sha256");
   return { salt, storedKey: sha256(hmac(salted, "Client Key")), serverKey: hmac(salted, "Server Key") };
 }

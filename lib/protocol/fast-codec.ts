@@ -8,7 +8,7 @@
  * and payload) and throw `MqttError` on malformed input. Encoders write into
  * a connection's `Output` without allocating.
  */
-import type { Delivery, Message, QoS } from "../message.ts";
+import type { Message, QoS } from "../message.ts";
 import type { Output } from "./output.ts";
 import { MqttError, RC } from "./reason-codes.ts";
 import { decodeUtf8 } from "./validate.ts";
@@ -446,16 +446,4 @@ export function writePublish(
   else b.set(payload, p);
   out.len = p + payload.length;
   return true;
-}
-
-/** Convenience for a queued/in-flight delivery. */
-export function writeDelivery(
-  out: Output,
-  d: Delivery,
-  v5: boolean,
-  dup: boolean,
-  maxSize: number,
-  now: number,
-): boolean {
-  return writePublish(out, d.msg, v5, d.qos, d.packetId, dup, d.retain, d.subIds, 0, true, maxSize, now);
 }

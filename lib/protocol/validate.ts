@@ -109,8 +109,3 @@ export function parseSharedFilter(filter: string, maxLevels: number): SharedFilt
   if (!isValidFilter(rest, maxLevels)) return "invalid";
   return { group, filter: rest };
 }
-
-/** True when a filter contains a wildcard level. */
-export function hasWildcard(filter: string): boolean {
-  return filter.includes("+") || filter.includes("#");
-}
