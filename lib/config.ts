@@ -50,6 +50,10 @@ const Limits = z.strictObject({
   drainTimeoutMs: int(100, 3_600_000).default(30_000),
   /** Subscriptions one session may hold; more are refused in SUBACK (v5 0x97). */
   maxSubscriptionsPerSession: int(1, 10_000_000).default(10_000),
+  /** Largest CONNECT accepted before authentication (a client cannot make the broker buffer more for it). */
+  maxConnectSize: int(64, 268_435_460).default(65536),
+  /** Longest a publisher is held back by a subscriber that makes no progress (0 = never hold back). */
+  maxPublisherStallMs: int(0, 3_600_000).default(2000),
   /** Retained messages kept; beyond it new retained topics are refused (kept as live messages only). */
   maxRetainedMessages: int(0, 100_000_000).default(1_000_000),
 });

@@ -1,45 +1,52 @@
 /**
  * @module connection
- * `Connection` is transport only: the socket, per-connection framing, the
- * output buffer, timers' timestamps and the per-connection v5 settings
- * (limits the client told us, topic aliases). It holds no session state.
+ * `Connection` is transport and framing: it owns one `Transport`, cuts
+ * frames out of its bytes, holds the output buffer, the timestamps the
+ * housekeeping reads and the per-connection v5 limits the client told us. It
+ * holds no session state and knows no handler: frames go to the dispatch
+ * table the broker was given.
+ *
+ * Entry points (`onData`, `onDrain`, `onClose`, `run`) are the only way in
+ * from a transport or a callback. Each catches what the code below it
+ * throws — that connection is closed (v5: DISCONNECT 0x83) and nothing else
+ * is touched — and ends the broker's batch.
  *
  * Framing: the fixed header and Remaining Length are read here and checked
- * against the maximum packet size *before* the body is buffered
- * (DESIGN.md 7); each complete frame goes to the dispatch table. An idle
- * connection holds no parser and no output buffer.
+ * against the maximum packet size *before* the body is buffered (DESIGN.md
+ * 7). Until CONNECT is accepted only what has arrived is buffered, CONNECT is
+ * capped at limits.maxConnectSize, and a client that sends more than that
+ * ahead of its CONNACK stops being read until then.
  *
- * Writing: packets are encoded into `out`; the broker flushes every dirty
- * connection once per batch (after the store commit, so acks never precede
- * the state they acknowledge). A partial write keeps the rest for `drain`.
+ * Writing: packets are encoded into `out`; the broker seals and flushes every
+ * dirty connection once per batch, after the store commit. A drain event
+ * writes only sealed bytes, so no ack reaches the wire before the state it
+ * acknowledges is committed. A partial write keeps the rest for `onDrain`.
+ *
+ * Closing is a lingering close: our last packet (DISCONNECT, a refusing
+ * CONNACK) is flushed, the write side is shut, and input is read and
+ * discarded until the peer closes or LINGER_MS pass, so a client that is
+ * still sending reads the reason instead of a reset.
  */
-import type { Socket } from "bun";
 import type { Broker } from "./broker.ts";
-import type { AuthExchange } from "./enhanced-auth.ts";
-import type { PendingConnect } from "./handlers/connect.ts";
-import { dispatch } from "./handlers/index.ts";
+import { State } from "./conn-state.ts";
+import type { AuthContext } from "./auth-context.ts";
 import { log } from "./log.ts";
-import { encode, type Packet } from "./protocol/codec.ts";
 import type { Message, QoS } from "./message.ts";
+import { encode, type Packet } from "./protocol/codec.ts";
 import { type TopicCache, writePublish } from "./protocol/fast-codec.ts";
 import { Output } from "./protocol/output.ts";
 import { MqttError, RC, reasonName, v3ConnackCode } from "./protocol/reason-codes.ts";
 import type { Session } from "./session.ts";
+import type { InboundAliases, OutboundAliases } from "./topic-aliases.ts";
+import type { Transport } from "./transport.ts";
 
-export const enum State {
-  /** Accepted; waiting for CONNECT. */
-  New = 0,
-  /** CONNECT received; authentication in progress (frames are held). */
-  Connecting = 1,
-  /** CONNACK 0x00 sent. */
-  Active = 2,
-  /** Closing or closed: nothing more is read or dispatched. */
-  Closed = 3,
-  /** Enhanced authentication exchange before CONNACK: only AUTH and DISCONNECT are allowed. */
-  Authenticating = 4,
-}
+export { State } from "./conn-state.ts";
 
 const EMPTY_CHUNK = Buffer.alloc(0);
+
+/** Why reading is paused (a bit set: reading resumes when none is left). */
+const PAUSE_BACKPRESSURE = 1;
+const PAUSE_PRE_ACCEPT = 2;
 
 export class Connection implements TopicCache {
   state = State.New;
@@ -61,18 +68,23 @@ export class Connection implements TopicCache {
   /** A write was partial; waiting for `drain`. */
   waitingDrain = false;
   drainSince = 0;
-  /** End the socket once the output has been flushed. */
-  endAfterFlush = false;
+  /** Shut the write side once the output has been flushed (lingering close). */
+  private endAfterFlush = false;
   closedAt = 0;
   /** Reading is paused: a subscriber's full queue holds this publisher back. */
   paused = false;
+  private pauseBits = 0;
+  /** Reading one more time before an authentication verdict (see peekForClose). */
+  private peeking = false;
 
   // Framing of a packet split across chunks.
   private partial: Buffer | null = null;
   private partialLen = 0;
-  /** Total frame size when known, 0 while the header itself is incomplete. */
+  /** Total frame size when known and preallocated, 0 while growing with what arrives. */
   private partialNeed = 0;
+  /** Frames read while authentication is pending, and their bytes. */
   private held: Buffer[] | null = null;
+  private heldBytes = 0;
 
   // Per-connection v5 state (not session state: v5 §4.9, [MQTT-3.3.2-7]).
   /** Largest packet the client accepts ([MQTT-3.1.2-24]). */
@@ -82,32 +94,27 @@ export class Connection implements TopicCache {
   /** The last PUBLISH topic from this client, decoded once and reused while it repeats (TopicCache). */
   lastTopicBytes: Buffer | null = null;
   lastTopic = "";
-  /** Inbound Topic Alias bindings, index = alias. */
-  aliasesIn: (string | undefined)[] | null = null;
-  /** Outbound Topic Aliases we may assign: the client's Topic Alias Maximum (0 = none, [MQTT-3.1.2-26]). */
-  aliasOutMax = 0;
-  /** Outbound bindings topic → alias on this connection ([MQTT-3.3.2-7]: never carried over). */
-  private aliasesOut: Map<string, number> | null = null;
+  /** Topic Aliases the client bound (null until the first). */
+  aliasesIn: InboundAliases | null = null;
+  /** Topic Aliases we bind, when the client allows them ([MQTT-3.1.2-26]), else null. */
+  aliasesOut: OutboundAliases | null = null;
   /** The client allows Reason Strings / User Properties on acks ([MQTT-3.1.2-29]). */
   problemInfo = true;
   /** A DISCONNECT (v5: reason 0x00) was received: the will is discarded. */
   normalDisconnect = false;
   /** The CONNACK that accepted this connection went out; DISCONNECT is allowed from now ([MQTT-3.14.0-1]). */
   connackSent = false;
-  /** v5 Authentication Method of the CONNECT, or null (then AUTH is a Protocol Error, [MQTT-4.12.0-7]). */
-  authMethod: string | null = null;
-  /** The enhanced-authentication exchange in progress (first authentication or re-authentication). */
-  authExchange: AuthExchange | null = null;
-  /** The CONNECT waiting for its authentication exchange to finish. */
-  pendingConnect: PendingConnect | null = null;
+  /** v5 enhanced authentication: the CONNECT's method and the exchange in progress, or null ([MQTT-4.12.0-7]). */
+  auth: AuthContext | null = null;
 
   constructor(
-    readonly socket: Socket<Connection>,
+    readonly transport: Transport,
     readonly broker: Broker,
-    now: number,
   ) {
+    const now = broker.now();
     this.openedAt = now;
     this.lastRx = now;
+    broker.adopt(this);
   }
 
   /** A method, not a field read, so TypeScript does not narrow it across calls that close. */
@@ -116,12 +123,75 @@ export class Connection implements TopicCache {
   }
 
   get remote(): string {
-    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+    return `${this.transport.remoteAddress}:${this.transport.remotePort}`;
   }
 
-  /** Bytes from the socket: frame them and dispatch each complete packet. */
-  onData(chunk: Buffer, now: number): void {
-    if (this.state === State.Closed) return;
+  // ---- entry points ------------------------------------------------------
+
+  /** Bytes from the transport. */
+  onData(chunk: Buffer): void {
+    try {
+      this.receive(chunk, this.broker.now());
+    } catch (err) {
+      this.crash(err);
+    }
+    this.broker.endBatch();
+  }
+
+  /** The transport can take more output: write what is sealed. */
+  onDrain(): void {
+    try {
+      this.waitingDrain = false;
+      this.write(this.broker.now());
+    } catch (err) {
+      this.crash(err);
+    }
+  }
+
+  /** The transport closed (the peer, our close, or an abort). */
+  onClose(): void {
+    try {
+      if (this.state !== State.Closed) this.markClosed("connection lost");
+    } catch (err) {
+      log.error("closing a connection failed", { client: this.clientId || undefined, err, stack: (err as Error)?.stack });
+    }
+    this.partial = null;
+    this.held = null;
+    this.out.len = 0;
+    this.out.ready = 0;
+    this.out.release();
+    this.broker.forget(this);
+    this.broker.endBatch();
+  }
+
+  /**
+   * Run `fn` for this connection from a callback that is not a transport
+   * event (an authentication verdict, a resumed publisher): a throw closes
+   * this connection only, and the batch ends.
+   */
+  run(fn: () => void): void {
+    try {
+      if (this.state !== State.Closed) fn();
+    } catch (err) {
+      this.crash(err);
+    }
+    this.broker.endBatch();
+  }
+
+  /** An unexpected exception on this connection: close it, never let it reach others. */
+  private crash(err: unknown): void {
+    try {
+      this.fail(err);
+    } catch (again) {
+      log.error("closing a failed connection failed", { client: this.clientId || undefined, err: again, stack: (again as Error)?.stack });
+      this.transport.abort();
+    }
+  }
+
+  // ---- framing -----------------------------------------------------------
+
+  private receive(chunk: Buffer, now: number): void {
+    if (this.state === State.Closed) return; // lingering close: discard
     this.rxNow = now;
     let buf = chunk;
     let pos = 0;
@@ -146,13 +216,14 @@ export class Connection implements TopicCache {
         this.partial = null;
       }
     }
-    const max = this.broker.limits.maxPacketSize;
+    const lim = this.broker.limits;
     const n = buf.length;
     while (pos < n) {
       const b0 = buf[pos]!;
+      const accepted = this.state === State.Active;
       // The first packet must be CONNECT [MQTT-3.1.0-1]: refuse anything else before buffering it.
       if (this.state === State.New && b0 >> 4 !== 1) {
-        this.close(undefined, false, "first packet is not CONNECT");
+        this.close("first packet is not CONNECT");
         return;
       }
       // Remaining Length: at most 4 bytes, each but the last with the continuation bit.
@@ -175,39 +246,78 @@ export class Connection implements TopicCache {
       }
       if (!complete) break; // header incomplete: keep the bytes
       const total = p - pos + rl;
-      if (total > max) {
-        this.tooLarge(total);
+      if (this.state === State.New && total > lim.maxConnectSize) {
+        this.connectTooLarge(buf, pos, n, total);
+        return;
+      }
+      if (total > lim.maxPacketSize) {
+        this.fail(new MqttError(RC.PACKET_TOO_LARGE, `packet of ${total} bytes exceeds maximum packet size`)); // v5 [MQTT-3.2.2-15]
         return;
       }
       if (pos + total > n) {
-        // Body incomplete: allocate the whole frame once and fill it as chunks arrive.
-        this.partial = Buffer.allocUnsafe(total);
-        this.partialLen = buf.copy(this.partial, 0, pos, n);
-        this.partialNeed = total;
-        return;
+        if (accepted) {
+          // Body incomplete: allocate the whole frame once and fill it as chunks arrive.
+          this.partial = Buffer.allocUnsafe(total);
+          this.partialLen = buf.copy(this.partial, 0, pos, n);
+          this.partialNeed = total;
+          return;
+        }
+        break; // not accepted yet: keep only what has arrived
       }
       this.frame(buf, pos, pos + total);
       if (this.isClosed()) return;
       pos += total;
       if (this.paused) {
-        // Held back by a full subscriber queue: stop at this packet, keep the rest for resume().
+        // Held back by a full subscriber queue: stop at this packet, keep the rest for resumeReading().
         this.hold(buf, pos, n);
         return;
       }
     }
-    if (pos < n) {
-      this.partial = Buffer.from(buf.subarray(pos, n));
-      this.partialLen = n - pos;
-      this.partialNeed = 0;
-    }
+    if (pos < n) this.hold(buf, pos, n);
+    // Before CONNACK, a client gets maxConnectSize of buffer; beyond it, reading waits for the verdict.
+    if (this.state !== State.Active && !this.peeking && this.heldBytes + this.partialLen > lim.maxConnectSize) this.pause(PAUSE_PRE_ACCEPT);
   }
 
-  /** Keep unprocessed bytes (at most the rest of one read) until reading resumes. */
+  /** Keep unprocessed bytes (at most the rest of one read) until more arrive or reading resumes. */
   private hold(buf: Buffer, from: number, to: number): void {
     if (from >= to) return;
     this.partial = Buffer.from(buf.subarray(from, to));
     this.partialLen = to - from;
     this.partialNeed = 0;
+  }
+
+  /** A CONNECT over limits.maxConnectSize: v5 (when its level byte has arrived) gets CONNACK 0x95. */
+  private connectTooLarge(buf: Buffer, pos: number, n: number, total: number): void {
+    let p = pos + 1;
+    while (p < n && buf[p]! & 0x80) p++;
+    p++; // past the Remaining Length
+    if (p + 6 < n && buf[p] === 0 && buf[p + 1] === 4 && buf[p + 6] === 5) {
+      this.version = 5;
+      this.v5 = true;
+    }
+    this.fail(new MqttError(RC.PACKET_TOO_LARGE, `CONNECT of ${total} bytes exceeds limits.maxConnectSize`));
+  }
+
+  private pause(bit: number): void {
+    if (this.pauseBits === 0) this.transport.pauseReading();
+    this.pauseBits |= bit;
+  }
+
+  private unpause(bit: number): void {
+    if ((this.pauseBits & bit) === 0) return;
+    this.pauseBits &= ~bit;
+    if (this.pauseBits === 0) this.transport.resumeReading();
+  }
+
+  /** True while reading waits for the authentication verdict (a close may be unseen until resumed). */
+  get readingHeld(): boolean {
+    return (this.pauseBits & PAUSE_PRE_ACCEPT) !== 0;
+  }
+
+  /** Read again before the verdict so that a pending close is seen (what arrives is held as before). */
+  peekForClose(): void {
+    this.peeking = true;
+    this.unpause(PAUSE_PRE_ACCEPT);
   }
 
   /**
@@ -217,17 +327,17 @@ export class Connection implements TopicCache {
   pauseReading(): void {
     if (this.paused) return;
     this.paused = true;
-    this.socket.pause();
+    this.pause(PAUSE_BACKPRESSURE);
   }
 
-  /** Read again, first processing what was held back (may pause again). */
+  /** Read again, first processing what was held back (may pause again). Called inside `run`. */
   resumeReading(now: number): void {
     if (!this.paused) return;
     this.paused = false;
     this.lastRx = now; // it could not send PINGREQ while we did not read it
     if (this.state === State.Closed) return;
-    this.socket.resume();
-    if (this.partial !== null && this.partialNeed === 0) this.onData(EMPTY_CHUNK, now);
+    this.unpause(PAUSE_BACKPRESSURE);
+    if (this.partial !== null && this.partialNeed === 0) this.receive(EMPTY_CHUNK, now);
   }
 
   /** Handle one complete frame `buf[start..end)`. */
@@ -237,42 +347,37 @@ export class Connection implements TopicCache {
     if (this.state === State.Connecting) {
       // Authentication pending: hold the frame; it is processed after CONNACK,
       // or dropped if the CONNECT is refused ([MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5).
-      // The socket is paused meanwhile, so only the rest of the chunk that held
-      // the CONNECT can arrive here: bounded by one read.
       (this.held ??= []).push(Buffer.from(buf.subarray(start, end)));
+      this.heldBytes += end - start;
       return;
     }
     const b0 = buf[start]!;
     let p = start + 1;
     while (buf[p++]! & 0x80);
     try {
-      dispatch(this, b0 >> 4, b0 & 0x0f, buf, p, end, start);
+      this.broker.dispatch(this, b0 >> 4, b0 & 0x0f, buf, p, end, start);
     } catch (err) {
       this.fail(err);
     }
   }
 
-  /** Process frames held during authentication (after CONNACK 0x00). */
+  /** The CONNECT was accepted: process what was held during authentication, read on. */
   releaseHeld(): void {
     const held = this.held;
     this.held = null;
-    if (!held) return;
-    for (const f of held) {
-      if (this.state !== State.Active) return;
-      this.frame(f, 0, f.length);
+    this.heldBytes = 0;
+    if (held) {
+      for (const f of held) {
+        if (this.state !== State.Active) return;
+        this.frame(f, 0, f.length);
+      }
     }
+    if (this.state !== State.Active) return;
+    this.unpause(PAUSE_PRE_ACCEPT);
+    if (this.partial !== null && this.partialNeed === 0 && !this.paused) this.receive(EMPTY_CHUNK, this.broker.now());
   }
 
-  /** Drop frames held during authentication (the CONNECT was refused). */
-  dropHeld(): void {
-    this.held = null;
-  }
-
-  /** A packet over our maximum size: v5 0x95 ([MQTT-3.2.2-15]); 3.1.1 just closes. */
-  private tooLarge(size: number): void {
-    const err = new MqttError(RC.PACKET_TOO_LARGE, `packet of ${size} bytes exceeds maximum packet size`);
-    this.fail(err);
-  }
+  // ---- errors and refusals -----------------------------------------------
 
   /**
    * The one place that turns an error into the reaction the protocol wants:
@@ -294,11 +399,11 @@ export class Connection implements TopicCache {
       log.error("handler failed; closing the connection", { client: this.clientId || undefined, err, stack: (err as Error)?.stack });
     }
     if (this.connackSent) {
-      this.close(code, true, why);
-    } else if (this.version !== 0 && (this.state === State.New || this.state === State.Connecting || this.state === State.Authenticating)) {
+      this.close(why, code);
+    } else if (this.version !== 0) {
       this.refuse(code, why, err instanceof MqttError ? err.serverReference : undefined);
     } else {
-      this.close(undefined, false, why);
+      this.close(why);
     }
   }
 
@@ -309,7 +414,8 @@ export class Connection implements TopicCache {
    * the Server Reference (v5 §4.11).
    */
   refuse(code: number, why?: string, serverReference?: string): void {
-    this.dropHeld();
+    this.held = null;
+    this.heldBytes = 0;
     if (this.v5) {
       const properties: Record<string, unknown> = {};
       if (serverReference !== undefined && (code === RC.USE_ANOTHER_SERVER || code === RC.SERVER_MOVED)) properties.serverReference = serverReference;
@@ -322,8 +428,10 @@ export class Connection implements TopicCache {
       const rc = v3ConnackCode(code);
       if (rc !== null) this.sendPacket({ cmd: "connack", sessionPresent: false, returnCode: rc } as Packet);
     }
-    this.close(undefined, false, `connect refused: ${reasonName(code)}`);
+    this.close(`connect refused: ${reasonName(code)}`);
   }
+
+  // ---- output ------------------------------------------------------------
 
   /** Encode a non-hot packet with mqtt-packet into the output buffer. */
   sendPacket(packet: Packet): void {
@@ -336,27 +444,23 @@ export class Connection implements TopicCache {
   /**
    * Encode a PUBLISH to this client, with an outbound Topic Alias when the
    * client allows them: the first PUBLISH of a topic binds the next free
-   * alias (topic + alias), later ones send an empty topic + alias. Aliases
-   * are handed out first come, first served up to the client's maximum
+   * alias (topic + alias), later ones send an empty topic + alias
    * ([MQTT-3.1.2-27], [MQTT-3.3.2-11]). Returns false when the packet would
    * exceed the client's Maximum Packet Size (nothing written, no binding made).
    */
   writePublish(msg: Message, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: readonly number[] | null, now: number): boolean {
-    if (this.aliasOutMax === 0) {
+    const aliases = this.aliasesOut;
+    if (aliases === null) {
       if (!writePublish(this.out, msg, this.v5, qos, packetId, dup, retain, subIds, 0, true, this.maxOutPacket, now)) return false;
-      this.markDirty();
-      return true;
-    }
-    const map = (this.aliasesOut ??= new Map());
-    const bound = map.get(msg.topic);
-    if (bound !== undefined) {
-      if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, bound, false, this.maxOutPacket, now)) return false;
-    } else if (map.size < this.aliasOutMax) {
-      const alias = map.size + 1;
-      if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, alias, true, this.maxOutPacket, now)) return false;
-      map.set(msg.topic, alias);
-    } else if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, 0, true, this.maxOutPacket, now)) {
-      return false;
+    } else {
+      const bound = aliases.get(msg.topic);
+      if (bound !== 0) {
+        if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, bound, false, this.maxOutPacket, now)) return false;
+      } else {
+        const alias = aliases.next();
+        if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, alias, true, this.maxOutPacket, now)) return false;
+        if (alias !== 0) aliases.bind(msg.topic, alias);
+      }
     }
     this.markDirty();
     return true;
@@ -369,68 +473,84 @@ export class Connection implements TopicCache {
     }
   }
 
-  /** Write the pending output once (called by the broker at the end of a batch, and on drain). */
+  /**
+   * End of a batch, after the store commit: seal everything written so far
+   * (it may now leave) and write it.
+   */
   flush(now: number): void {
     this.dirty = false;
+    this.out.ready = this.out.len;
+    this.write(now);
+  }
+
+  /** Write the sealed part of the output; a partial write waits for `onDrain`. */
+  private write(now: number): void {
     const out = this.out;
-    if (out.len > 0 && !this.waitingDrain) {
-      const n = this.socket.write(out.buf, 0, out.len);
+    const ready = out.ready;
+    if (ready > 0 && !this.waitingDrain) {
+      const n = this.transport.write(out.buf, 0, ready);
       if (n < 0) {
         out.len = 0;
+        out.ready = 0;
         out.release();
-      } else if (n === out.len) {
-        out.consume(n);
       } else {
         out.consume(n);
-        this.waitingDrain = true;
-        this.drainSince = now;
+        if (n < ready) {
+          this.waitingDrain = true;
+          this.drainSince = now;
+        }
       }
     }
     if (this.endAfterFlush && out.len === 0) {
       this.endAfterFlush = false;
-      this.socket.end();
+      this.transport.shutdownWrite();
     }
   }
 
-  onDrain(now: number): void {
-    this.waitingDrain = false;
-    this.flush(now);
-  }
+  // ---- closing -----------------------------------------------------------
 
   /**
-   * Close the connection. `reason` (v5, after CONNACK only) sends DISCONNECT
-   * first ([MQTT-3.14.0-1]); `publishWill` says whether the will is due (it is
-   * for every close that did not follow the client's normal DISCONNECT).
-   * The session is detached at once, so nothing later on this connection can
-   * touch it; the socket ends after the pending output is flushed.
+   * Close the connection. With `reason` (v5, after CONNACK only) DISCONNECT
+   * goes first ([MQTT-3.14.0-1]). The will is due for every close that did
+   * not follow the client's normal DISCONNECT. The session is detached at
+   * once, so nothing later on this connection can touch it; the transport
+   * shuts its write side once the pending output has left (lingering close).
    */
-  close(reason: number | undefined, publishWill: boolean, why: string): void {
+  close(why: string, reason?: number): void {
     if (this.state === State.Closed) return;
     if (reason !== undefined && this.v5 && this.connackSent) {
       // A Reason String goes along when it fits the client's Maximum Packet Size ([MQTT-3.14.2-3]).
       const properties = why.length <= 256 && why.length + 16 <= this.maxOutPacket ? { reasonString: why } : undefined;
       this.sendPacket({ cmd: "disconnect", reasonCode: reason, properties } as Packet);
     }
-    this.state = State.Closed;
-    this.closedAt = Date.now();
-    this.partial = null;
-    this.held = null;
     if (log.debugEnabled) log.debug("closing connection", { client: this.clientId || undefined, remote: this.remote, why });
-    this.broker.detach(this, publishWill && !this.normalDisconnect);
     this.endAfterFlush = true;
     this.markDirty();
+    // Keep reading (and discarding) until the peer closes, so it can read what we sent.
+    if (this.pauseBits !== 0) {
+      this.pauseBits = 0;
+      this.transport.resumeReading();
+    }
+    this.markClosed(why);
   }
 
-  /** The socket closed (by the peer, or after our end()). */
-  onSocketClose(): void {
-    if (this.state !== State.Closed) {
-      this.state = State.Closed;
-      this.closedAt = Date.now();
-      this.broker.detach(this, !this.normalDisconnect);
-    }
+  /** Close without lingering (a peer that does not read). */
+  abort(why: string): void {
+    this.close(why);
+    this.transport.abort();
+  }
+
+  /** State change to Closed and detach; a failure in the detach (a will) is logged, never spread. */
+  private markClosed(why: string): void {
+    this.state = State.Closed;
+    this.closedAt = this.broker.now();
     this.partial = null;
-    this.out.len = 0;
-    this.out.release();
-    this.broker.forget(this);
+    this.held = null;
+    this.heldBytes = 0;
+    try {
+      this.broker.detach(this, !this.normalDisconnect);
+    } catch (err) {
+      log.error("detaching a closed connection failed", { client: this.clientId || undefined, why, err, stack: (err as Error)?.stack });
+    }
   }
 }

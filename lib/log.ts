@@ -44,3 +44,15 @@ export const log = {
     return threshold >= 3;
   },
 };
+
+/**
+ * Run a timer or scheduler callback so that a throw is logged (one line,
+ * with the stack) instead of ending the process; the timer keeps running.
+ */
+export function guarded(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error(`${what} failed`, { err, stack: (err as Error)?.stack });
+  }
+}

@@ -16,6 +16,10 @@ export class Message {
   storeId = 0;
   /** How many store rows reference it; lets the store drop unreferenced payloads. */
   storeRefs = 0;
+  /** Order of publication in this process (0 = restored); retained-sender.ts compares it with a subscription's start. */
+  serial = 0;
+  /** The retained-delivery job that last sent it (retained-sender.ts), 0 = none. */
+  sentByJob = 0;
 
   constructor(
     readonly topic: string,

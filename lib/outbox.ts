@@ -3,16 +3,33 @@
  * Delivery to one session: QoS 0 straight out; QoS 1/2 through the
  * in-flight window (limits.maxInflight, maxInflightBytes, the client's
  * Receive Maximum) or the session queue, in order; acknowledgements that
- * free the window; re-sending on resume; and backpressure, which holds back
- * a publisher whose message overflowed a connected subscriber's queue
- * instead of dropping acknowledged messages.
+ * free the window; re-sending on resume; and the queue policy.
+ *
+ * The queue policy, one rule for every source of messages:
+ * - Below its bound (limits.maxQueuedMessages / maxQueuedBytes) a queue
+ *   takes every message.
+ * - Over the bound, an online subscriber holds back the publisher whose
+ *   message overflowed it (its reading pauses at that packet) until the
+ *   queue drains to half: nothing acknowledged is dropped while the
+ *   subscriber makes progress.
+ * - A subscriber that makes no progress (no acknowledgement) for
+ *   limits.maxPublisherStallMs is stuck: its overflow is dropped (counted),
+ *   the publishers resume, and later overflow is dropped at once until the
+ *   queue has drained to half. A publisher is never held longer.
+ * - Messages with no publisher to hold back (the subscriber's own, wills)
+ *   may take the queue to twice its bound; beyond that they are dropped.
+ * - An offline session drops what exceeds the bound.
+ * QoS 0 never queues and never holds a publisher: it is dropped when the
+ * client's output is not draining beyond limits.maxPendingOutput.
  */
 import type { Broker } from "./broker.ts";
-import { type Connection, State } from "./connection.ts";
+import { State } from "./conn-state.ts";
+import type { Connection } from "./connection.ts";
+import { Drop } from "./drops.ts";
 import { Delivery, type Message, type QoS } from "./message.ts";
 import { PUBREL, writeAck } from "./protocol/fast-codec.ts";
 import type { Session } from "./session.ts";
-import type { SharedGroup, Subscription } from "./topic-tree.ts";
+import type { SharedGroup } from "./topic-tree.ts";
 
 export class Outbox {
   constructor(private readonly broker: Broker) {}
@@ -20,59 +37,65 @@ export class Outbox {
   /**
    * Deliver to one session: QoS 0 straight out (or dropped if the session is
    * offline or not reading); QoS 1/2 into the in-flight window if it has room
-   * and nothing is queued ahead (order per topic, [MQTT-4.6.0-5]), else queued.
+   * and nothing is queued ahead (order per topic, [MQTT-4.6.0-5]), else
+   * queued. `origin` is the publisher's connection, the one to hold back
+   * when the queue overflows (null: a will, a retained message, the broker).
+   * Returns false when the message was dropped for this session.
    */
-  deliver(s: Session, msg: Message, qos: QoS, retain: boolean, subIds: readonly number[] | null, group: SharedGroup<Session> | null = null): void {
+  deliver(
+    s: Session,
+    msg: Message,
+    qos: QoS,
+    retain: boolean,
+    subIds: readonly number[] | null,
+    group: SharedGroup<Session> | null,
+    origin: Connection | null,
+  ): boolean {
     const conn = s.conn;
     if (conn !== null) {
       if (qos === 0) {
         if (conn.waitingDrain && conn.out.len > this.broker.limits.maxPendingOutput) {
-          this.broker.countDrop("client is not reading; QoS 0 message dropped", s.id);
-          return;
+          this.broker.drops.count(Drop.Qos0Pending, s.id);
+          return false;
         }
-        if (conn.writePublish(msg, 0, 0, false, retain, subIds, this.broker.now())) {
-          this.broker.messagesOut++;
-        } else {
-          this.broker.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
+        if (!conn.writePublish(msg, 0, 0, false, retain, subIds, this.broker.now())) {
+          this.broker.drops.count(Drop.TooLarge, s.id); // [MQTT-3.1.2-25]
+          return false;
         }
-        return;
+        this.broker.messagesOut++;
+        return true;
       }
       const d = new Delivery(msg, qos, retain, subIds, group);
       if (s.queue.length === 0 && s.resend === null && this.hasRoom(s, conn)) {
         d.seq = s.seq++;
-        this.sendNew(s, conn, d, this.broker.now());
-        return;
+        return this.sendNew(s, conn, d, this.broker.now());
       }
-      this.enqueue(s, d);
-      return;
+      return this.enqueue(s, d, origin);
     }
     // Offline: QoS 1/2 wait in the session ([MQTT-3.1.2-5] 3.1.1); QoS 0 is not queued.
-    if (qos > 0 && s.persistent) this.enqueue(s, new Delivery(msg, qos, retain, subIds, group));
+    if (qos > 0 && s.persistent) return this.enqueue(s, new Delivery(msg, qos, retain, subIds, group), null);
+    return false;
   }
 
-  /**
-   * Queue a delivery. The queue bound is soft while the session is online:
-   * an acknowledged QoS 1/2 message is not dropped because a connected
-   * subscriber is slow; instead the publisher whose message overflowed it
-   * stops being read (backpressure) until the queue drains to half. At twice
-   * the bound, or while the session is offline, new messages are dropped,
-   * counted and logged (the documented policy for offline queues).
-   */
-  private enqueue(s: Session, d: Delivery): void {
+  /** Queue a delivery under the queue policy (module comment). */
+  private enqueue(s: Session, d: Delivery, origin: Connection | null): boolean {
     const q = s.queue;
     const lim = this.broker.limits;
     const len = d.msg.payload.length;
     if (q.length >= lim.maxQueuedMessages || q.bytes + len > lim.maxQueuedBytes) {
-      if (s.conn === null || q.length >= 2 * lim.maxQueuedMessages || q.bytes + len > 2 * lim.maxQueuedBytes) {
+      const conn = s.conn;
+      const hard = q.length >= 2 * lim.maxQueuedMessages || q.bytes + len > 2 * lim.maxQueuedBytes;
+      if (conn === null || s.stuck || hard) {
         s.dropped++;
-        this.broker.countDrop(s.conn === null ? "offline session queue full; message dropped" : "session queue full; message dropped", s.id);
-        return;
+        this.broker.drops.count(Drop.QueueFull, s.id);
+        return false;
       }
-      this.block(s, this.broker.publisher);
+      if (origin !== null && origin !== conn && origin.state === State.Active && lim.maxPublisherStallMs > 0) this.hold(s, origin);
     }
     d.seq = s.seq++;
     q.push(d);
     this.broker.journal.saveDelivery(s, d);
+    return true;
   }
 
   /**
@@ -86,19 +109,20 @@ export class Outbox {
   }
 
   /** Give a delivery a packet id, put it in flight and encode it. */
-  private sendNew(s: Session, conn: Connection, d: Delivery, now: number): void {
+  private sendNew(s: Session, conn: Connection, d: Delivery, now: number): boolean {
     d.packetId = s.inflight.nextId();
     if (!conn.writePublish(d.msg, d.qos, d.packetId, false, d.retain, d.subIds, now)) {
-      this.broker.countDrop("message larger than the client's Maximum Packet Size", s.id); // [MQTT-3.1.2-25]
+      this.broker.drops.count(Drop.TooLarge, s.id); // [MQTT-3.1.2-25]
       this.broker.journal.dropDelivery(s, d);
-      return;
+      return false;
     }
     s.inflight.add(d);
     this.broker.journal.saveDelivery(s, d);
     this.broker.messagesOut++;
+    return true;
   }
 
-  /** A delivery is finished (acknowledged, expired, refused): forget it. */
+  /** A delivery is finished (acknowledged, refused): forget it. This is the session's progress. */
   completeDelivery(s: Session, packetId: number): void {
     const d = s.inflight.remove(packetId);
     if (d !== undefined) this.broker.journal.dropDelivery(s, d);
@@ -106,9 +130,8 @@ export class Outbox {
     this.drainQueue(s);
   }
 
-  /** Stop reading a publisher that overflows session `s` (never the session's own connection). */
-  private block(s: Session, pub: Connection | null): void {
-    if (pub === null || pub === s.conn || pub.state !== State.Active) return;
+  /** Stop reading `pub`, whose message overflowed the queue of `s`. */
+  private hold(s: Session, pub: Connection): void {
     pub.pauseReading();
     if (s.blockers === null) {
       s.blockers = [];
@@ -128,10 +151,27 @@ export class Outbox {
     // Resume on the next turn: processing a held publisher's frames here would
     // re-enter routing from inside another client's packet handler.
     setImmediate(() => {
-      const now = this.broker.now();
-      for (const c of b) c.resumeReading(now);
-      this.broker.endBatch();
+      for (const c of b) c.run(() => c.resumeReading(this.broker.now()));
     });
+  }
+
+  /**
+   * `s` held publishers back for limits.maxPublisherStallMs without progress:
+   * it is stuck. Its overflow (what is queued beyond the bound) is dropped and
+   * counted, and the publishers resume; until its queue drains to half, more
+   * overflow is dropped at once instead of holding anyone again.
+   */
+  markStuck(s: Session): void {
+    s.stuck = true;
+    const lim = this.broker.limits;
+    const q = s.queue;
+    const cut = q.trimTo(lim.maxQueuedMessages, lim.maxQueuedBytes);
+    for (const d of cut) {
+      s.dropped++;
+      this.broker.drops.count(Drop.QueueFull, s.id);
+      this.broker.journal.dropDelivery(s, d);
+    }
+    this.unblock(s);
   }
 
   /** PUBREC received: the delivery now waits for PUBCOMP. */
@@ -156,17 +196,24 @@ export class Outbox {
       s.resend = null;
     }
     const q = s.queue;
-    if (q.length === 0) return;
-    const now = this.broker.now();
-    while (q.length > 0 && this.hasRoom(s, conn)) {
-      const d = q.shift()!;
-      if (d.msg.expired(now)) {
-        this.broker.journal.dropDelivery(s, d);
-        continue;
+    if (q.length > 0) {
+      const now = this.broker.now();
+      while (q.length > 0 && this.hasRoom(s, conn)) {
+        const d = q.shift()!;
+        if (d.msg.expired(now)) {
+          this.broker.drops.count(Drop.Expired, s.id);
+          this.broker.journal.dropDelivery(s, d);
+          continue;
+        }
+        this.sendNew(s, conn, d, now);
       }
-      this.sendNew(s, conn, d, now);
     }
-    if (s.blockers !== null && q.length * 2 <= this.broker.limits.maxQueuedMessages && q.bytes * 2 <= this.broker.limits.maxQueuedBytes) this.unblock(s);
+    const lim = this.broker.limits;
+    if ((s.stuck || s.blockers !== null) && q.length * 2 <= lim.maxQueuedMessages && q.bytes * 2 <= lim.maxQueuedBytes) {
+      s.stuck = false;
+      this.unblock(s);
+    }
+    if (q.length === 0 && s.retainedJobs !== null) this.broker.retainedSender.wake(s);
   }
 
   /**
@@ -196,16 +243,9 @@ export class Outbox {
       writeAck(conn.out, PUBREL, d.packetId, 0, conn.v5);
     } else if (!conn.writePublish(d.msg, d.qos, d.packetId, true, d.retain, d.subIds, this.broker.now())) {
       // Too large for this client: treated as delivered ([MQTT-3.1.2-25] 5).
-      this.broker.countDrop("message larger than the client's Maximum Packet Size", s.id);
+      this.broker.drops.count(Drop.TooLarge, s.id);
       s.inflight.remove(d.packetId);
       this.broker.journal.dropDelivery(s, d);
     }
-  }
-
-  /** Deliver the retained messages matching a new subscription, RETAIN = 1 ([MQTT-3.3.1-6] 3.1.1, [MQTT-3.3.1-9] 5). */
-  sendRetained(s: Session, sub: Subscription<Session>): void {
-    const msgs = this.broker.retained.match(sub.matchFilter, this.broker.now(), this.broker.onRetainedExpired);
-    const ids = sub.subId !== 0 ? [sub.subId] : null;
-    for (const m of msgs) this.deliver(s, m, m.qos < sub.qos ? m.qos : sub.qos, true, ids);
   }
 }

@@ -12,12 +12,15 @@ import { tick } from "./housekeeping.ts";
 import { log } from "./log.ts";
 import { Delivery, Message } from "./message.ts";
 import { Session } from "./session.ts";
+import { isValidFilter, parseSharedFilter } from "./protocol/validate.ts";
 import { Subscription } from "./topic-tree.ts";
 
 /** Load everything the store holds into `broker` (before any listener starts). */
 export function restore(broker: Broker): void {
   const snap = broker.journal.load();
+  const store = broker.journal.store;
   const now = broker.now();
+  const lim = broker.limits;
   const msgs = new Map<number, Message>();
   for (const m of snap.messages) {
     const msg = new Message(m.topic, m.payload, m.qos, m.retain, m.props, m.expiresAt, m.origin);
@@ -27,12 +30,13 @@ export function restore(broker: Broker): void {
   for (const r of snap.retained) {
     const msg = msgs.get(r.messageId);
     if (!msg || msg.expired(now)) {
-      broker.journal.store.deleteRetained(r.topic);
+      store.deleteRetained(r.topic);
       continue;
     }
     broker.journal.countRestoredRef(msg);
-    broker.retained.set(msg);
+    broker.restoreRetained(msg);
   }
+  const sessions = new Map<string, Session>();
   const dueWills: Session[] = [];
   for (const x of snap.sessions) {
     const s = new Session(x.clientId);
@@ -50,27 +54,26 @@ export function restore(broker: Broker): void {
       s.expiresAt = x.expiresAt;
       s.willAt = x.will !== null ? x.willAt : 0;
     }
-    broker.sessions.set(s.id, s);
-    broker.offline.add(s);
+    sessions.set(s.id, s);
   }
   for (const x of snap.subscriptions) {
-    const s = broker.sessions.get(x.clientId);
-    if (!s) {
-      broker.journal.store.deleteSubscription(x.clientId, x.filter);
+    const s = sessions.get(x.clientId);
+    // The filter was valid when it was stored; a row that no longer parses (hand-edited, or
+    // stored under larger limits) is dropped rather than put in the trie.
+    const shared = parseSharedFilter(x.filter, lim.maxTopicLevels);
+    if (!s || shared === "invalid" || (shared === null && !isValidFilter(x.filter, lim.maxTopicLevels))) {
+      if (s) log.warn("stored subscription has an invalid filter; dropped", { client: x.clientId, filter: x.filter });
+      store.deleteSubscription(x.clientId, x.filter);
       continue;
     }
-    const shared = x.filter.startsWith("$share/") ? x.filter.slice(7).split("/") : null;
-    const group = shared ? shared[0]! : null;
-    const matchFilter = shared ? shared.slice(1).join("/") : x.filter;
-    const sub = new Subscription<Session>(s, x.filter, x.qos, x.noLocal, x.rap, x.rh, x.subId, group, matchFilter);
+    const sub = new Subscription<Session>(s, x.filter, x.qos, x.noLocal, x.rap, x.rh, x.subId, shared?.group ?? null, shared?.filter ?? x.filter);
     s.subs.set(x.filter, sub);
-    broker.topics.add(sub);
   }
   for (const x of snap.deliveries) {
-    const s = broker.sessions.get(x.clientId);
+    const s = sessions.get(x.clientId);
     const msg = msgs.get(x.messageId);
     if (!s || !msg) {
-      broker.journal.store.deleteDelivery(x.clientId, x.seq);
+      store.deleteDelivery(x.clientId, x.seq);
       continue;
     }
     const d = new Delivery(msg, x.qos, x.retain, x.subIds);
@@ -84,16 +87,15 @@ export function restore(broker: Broker): void {
     else if (msg.expired(now)) broker.journal.dropDelivery(s, d);
     else s.queue.push(d);
   }
-  for (const x of snap.inbound) broker.sessions.get(x.clientId)?.inboundQos2.add(x.packetId);
-  for (const s of dueWills) {
-    const will = s.will!;
-    s.will = null;
-    broker.publishWill(will, s.id);
+  for (const x of snap.inbound) sessions.get(x.clientId)?.inboundQos2.add(x.packetId);
+  for (const s of sessions.values()) {
+    broker.restoreSession(s);
+    broker.journal.saveSession(s); // connected -> offline
   }
-  for (const s of broker.sessions.values()) broker.journal.saveSession(s); // connected -> offline, wills taken
+  for (const s of dueWills) broker.fireWill(s);
   tick(broker, now); // sessions that expired while the broker was down end now
-  broker.journal.store.commit();
+  store.commit();
   if (snap.sessions.length + snap.retained.length > 0) {
-    log.info("state restored", { from: broker.journal.store.description, sessions: broker.sessions.size, retained: broker.retained.size, queued: snap.deliveries.length });
+    log.info("state restored", { from: store.description, sessions: broker.sessions.size, retained: broker.retainedCount, queued: snap.deliveries.length });
   }
 }

@@ -8,6 +8,9 @@
  */
 import type { Message } from "./message.ts";
 
+/** Nodes visited between two `null` yields of `matching()`. */
+const WORK_TICK = 256;
+
 class RNode {
   children: Map<string, RNode> | null = null;
   msg: Message | null = null;
@@ -68,16 +71,29 @@ export class RetainedStore {
    */
   match(filter: string, now: number, onExpired?: (m: Message) => void): Message[] {
     const out: Message[] = [];
-    const expired: RNode[] = [];
-    this.walk(this.root, filter.split("/"), 0, true, now, out, expired);
-    for (const node of expired) {
-      const m = node.msg!;
-      node.msg = null;
-      this.size--;
-      this.prune(node);
+    const expired: Message[] = [];
+    for (const m of this.matching(filter)) {
+      if (m === null) continue;
+      if (m.expired(now)) expired.push(m);
+      else out.push(m);
+    }
+    for (const m of expired) {
+      this.delete(m.topic);
       onExpired?.(m);
     }
     return out;
+  }
+
+  /**
+   * The retained messages matching `filter`, lazily, so that a subscription
+   * over a million topics can be served across many event-loop turns. It
+   * yields `null` every WORK_TICK nodes visited without a match, so the
+   * consumer can bound the work per turn even for a sparse filter. Topics
+   * added while it runs may or may not be visited; deleting topics while it
+   * runs is safe (Map iteration tolerates deletion).
+   */
+  *matching(filter: string): Generator<Message | null, void, void> {
+    yield* this.walk(this.root, filter.split("/"), 0, true, { n: 0 });
   }
 
   /** Every retained message (for persistence snapshots and tests). */
@@ -92,36 +108,38 @@ export class RetainedStore {
     return out;
   }
 
-  private walk(node: RNode, levels: string[], i: number, root: boolean, now: number, out: Message[], expired: RNode[]): void {
+  private *walk(node: RNode, levels: string[], i: number, root: boolean, work: { n: number }): Generator<Message | null, void, void> {
+    if (++work.n % WORK_TICK === 0) yield null;
     if (i === levels.length) {
-      take(node, now, out, expired);
+      if (node.msg) yield node.msg;
       return;
     }
     const level = levels[i]!;
     if (level === "#") {
       // `#` matches the parent level too, then every descendant.
-      if (!root) take(node, now, out, expired);
-      this.all_(node, root, now, out, expired);
+      if (!root && node.msg) yield node.msg;
+      yield* this.descendants(node, root, work);
       return;
     }
     if (!node.children) return;
     if (level === "+") {
       for (const [key, child] of node.children) {
         if (root && key.charCodeAt(0) === 0x24) continue;
-        this.walk(child, levels, i + 1, false, now, out, expired);
+        yield* this.walk(child, levels, i + 1, false, work);
       }
       return;
     }
     const child = node.children.get(level);
-    if (child) this.walk(child, levels, i + 1, false, now, out, expired);
+    if (child) yield* this.walk(child, levels, i + 1, false, work);
   }
 
-  private all_(node: RNode, root: boolean, now: number, out: Message[], expired: RNode[]): void {
+  private *descendants(node: RNode, root: boolean, work: { n: number }): Generator<Message | null, void, void> {
     if (!node.children) return;
     for (const [key, child] of node.children) {
       if (root && key.charCodeAt(0) === 0x24) continue;
-      take(child, now, out, expired);
-      this.all_(child, false, now, out, expired);
+      if (++work.n % WORK_TICK === 0) yield null;
+      if (child.msg) yield child.msg;
+      yield* this.descendants(child, false, work);
     }
   }
 
@@ -131,11 +149,4 @@ export class RetainedStore {
       node = node.parent;
     }
   }
-}
-
-function take(node: RNode, now: number, out: Message[], expired: RNode[]): void {
-  const m = node.msg;
-  if (!m) return;
-  if (m.expired(now)) expired.push(node);
-  else out.push(m);
 }

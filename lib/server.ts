@@ -9,8 +9,9 @@ import type { TCPSocketListener } from "bun";
 import { Broker } from "./broker.ts";
 import type { Config } from "./config.ts";
 import type { Connection } from "./connection.ts";
-import { startListener } from "./listener.ts";
-import { log } from "./log.ts";
+import { startTcpListener } from "./tcp.ts";
+import { connectionLimit, raiseFdLimit } from "./fd-limit.ts";
+import { guarded, log, setLogLevel } from "./log.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store-sqlite.ts";
 
@@ -33,7 +34,8 @@ export function openStore(p: Config["persistence"]): Store {
 
 /** Start a broker. `store` defaults to the one the config names. */
 export async function startBroker(config: Config, store: Store = openStore(config.persistence)): Promise<RunningBroker> {
-  const broker = new Broker(config, store);
+  setLogLevel(config.logLevel); // embedded use too, not only broker.ts
+  const broker = new Broker(config, store, Date.now, connectionLimit(config.limits.maxConnections, raiseFdLimit()));
   try {
     broker.restore();
   } catch (err) {
@@ -42,16 +44,19 @@ export async function startBroker(config: Config, store: Store = openStore(confi
   }
   const listeners: TCPSocketListener<Connection>[] = [];
   try {
-    for (const l of config.listeners) listeners.push(startListener(l, broker));
+    for (const l of config.listeners) listeners.push(startTcpListener(l, broker));
   } catch (err) {
     for (const l of listeners) l.stop(true);
     store.close();
     throw err;
   }
-  const timer = setInterval(() => broker.tick(), TICK_MS);
+  // Timer callbacks are guarded: a throw is logged and the timer keeps running.
+  const timer = setInterval(() => guarded("housekeeping", () => broker.tick()), TICK_MS);
   // "interval" durability: commit on a timer, mosquitto-like; a crash loses at most this window.
   const flusher =
-    config.persistence.durability === "interval" ? setInterval(() => broker.journal.commit(), config.persistence.flushIntervalMs) : null;
+    config.persistence.durability === "interval"
+      ? setInterval(() => guarded("periodic commit", () => broker.journal.commit()), config.persistence.flushIntervalMs)
+      : null;
   let stopped = false;
   return {
     broker,

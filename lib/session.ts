@@ -8,6 +8,7 @@
  */
 import type { Connection } from "./connection.ts";
 import type { Delivery, QoS } from "./message.ts";
+import type { RetainedJob } from "./retained-sender.ts";
 import type { Subscription } from "./topic-tree.ts";
 
 export interface Will {
@@ -169,6 +170,18 @@ export class DeliveryQueue {
     return this.items.slice(this.head) as Delivery[];
   }
 
+  /** Remove deliveries from the tail until at most `maxLength` and `maxBytes` remain; returns them, oldest first. */
+  trimTo(maxLength: number, maxBytes: number): Delivery[] {
+    const cut: Delivery[] = [];
+    while (this.length > 0 && (this.length > maxLength || this.bytes > maxBytes)) {
+      const d = this.items.pop()!;
+      this.bytes -= d.msg.payload.length;
+      cut.push(d);
+    }
+    if (this.head >= this.items.length) this.clear();
+    return cut.reverse();
+  }
+
   clear(): void {
     this.items = NO_ITEMS;
     this.head = 0;
@@ -207,6 +220,10 @@ export class Session {
   blockers: Connection[] | null = null;
   /** When the session last made progress while holding publishers back (ms). */
   blockedSince = 0;
+  /** It held publishers back for limits.maxPublisherStallMs without progress: its overflow is dropped until it drains to half. */
+  stuck = false;
+  /** Retained messages still to send for new subscriptions, paced by its window (retained-sender.ts), or null. */
+  retainedJobs: RetainedJob[] | null = null;
   /** Routing scratch: the route pass that last reached this session, and its index. */
   routeMark = 0;
   routeIndex = 0;

@@ -10,7 +10,7 @@
  * against opening a newer or foreign database.
  */
 import { type Changes, Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { log } from "./log.ts";
 import type { QoS } from "./message.ts";
@@ -18,6 +18,11 @@ import type { Will } from "./session.ts";
 import type { Snapshot, Store, StoredDelivery, StoredMessage, StoredSession, StoredSubscription } from "./store.ts";
 
 export const SCHEMA_VERSION = 1;
+
+/** How long opening waits for a lock held by a process that is still closing the database. */
+const BUSY_TIMEOUT_MS = 2000;
+
+const lockFile = (path: string) => `${path}.lock`;
 
 /** The database cannot be used: newer schema, not a bunmq file, corrupt, unwritable. */
 export class StoreError extends Error {
@@ -65,11 +70,13 @@ function exitOnStorageFailure(err: unknown): never {
 
 export class SqliteStore implements Store {
   readonly description: string;
-  private readonly db: Database;
+  private readonly db!: Database;
   private inTx = false;
   private readonly s: Record<string, Statement>;
 
   private readonly onFatal: (err: unknown) => never;
+  /** The owner-pid file written once the lock is ours (removed on close). */
+  private lockPath: string | null = null;
 
   constructor(path: string, opts: SqliteOptions = { synchronous: "normal" }) {
     this.description = `sqlite:${path}`;
@@ -77,11 +84,20 @@ export class SqliteStore implements Store {
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
       this.db = new Database(path, { create: true });
+      this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // One broker per database: the exclusive lock is the OS's (fcntl), held
+      // until close or process death (kill -9 included), and in WAL mode it also
+      // keeps the WAL index out of shared memory. It must precede journal_mode.
+      this.db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      this.lock(path);
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec(`PRAGMA synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
       this.db.exec("PRAGMA foreign_keys = OFF");
       this.checkSchema();
     } catch (err) {
+      try {
+        this.db?.close(true);
+      } catch {}
       if (err instanceof StoreError) throw err;
       throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`);
     }
@@ -111,6 +127,33 @@ export class SqliteStore implements Store {
       addInbound: q("INSERT OR IGNORE INTO inbound (client_id, packet_id) VALUES (?, ?)"),
       deleteInbound: q("DELETE FROM inbound WHERE client_id = ? AND packet_id = ?"),
     };
+  }
+
+  /**
+   * Take the database's exclusive lock now (not at the first write), or say
+   * who has it: the owner's pid is in `<path>.lock`, written once the lock is
+   * ours. The pid file is only a label; the SQLite lock is what excludes.
+   */
+  private lock(path: string): void {
+    try {
+      this.db.exec("BEGIN EXCLUSIVE");
+      this.db.exec("COMMIT");
+    } catch (err) {
+      if ((err as { code?: string }).code !== "SQLITE_BUSY") throw err;
+      let owner = "another process";
+      try {
+        const pid = Number.parseInt(readFileSync(lockFile(path), "utf8"), 10);
+        if (pid > 0) owner = `another bunmq (pid ${pid})`;
+      } catch {}
+      throw new StoreError(`database ${path} is in use by ${owner}; stop it or use another --data path`);
+    }
+    if (path === ":memory:") return;
+    try {
+      writeFileSync(lockFile(path), `${process.pid}\n`);
+      this.lockPath = lockFile(path);
+    } catch (err) {
+      log.debug("cannot write the lock owner file", { path: lockFile(path), err });
+    }
   }
 
   private checkSchema(): void {
@@ -316,12 +359,24 @@ export class SqliteStore implements Store {
     return { messages, retained, sessions, subscriptions, deliveries, inbound };
   }
 
+  /**
+   * Release the database as a killed process would: the open transaction is
+   * rolled back, nothing is committed or checkpointed, the lock file stays.
+   * For crash tests inside one process (a real SIGKILL test exists too).
+   */
+  abandon(): void {
+    this.db.close(true);
+  }
+
   close(): void {
     this.commit();
     try {
       this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     } finally {
-      this.db.close();
+      // close(false) leaves a bun:sqlite database (and so its exclusive lock)
+      // open until every prepared statement is finalized; close(true) closes now.
+      this.db.close(true);
+      if (this.lockPath !== null) rmSync(this.lockPath, { force: true });
     }
   }
 }

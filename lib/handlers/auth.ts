@@ -6,7 +6,8 @@
  * previous authentication meanwhile. AUTH without an Authentication Method in
  * CONNECT, or with another method, is a Protocol Error ([MQTT-4.12.0-7]).
  */
-import { type Connection, State } from "../connection.ts";
+import { State } from "../conn-state.ts";
+import type { Connection } from "../connection.ts";
 import type { AuthPacket, Packet } from "../protocol/codec.ts";
 import { AUTH_PROPS, checkProps } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
@@ -15,10 +16,11 @@ import { continueAuth } from "./connect.ts";
 export function handleAuth(conn: Connection, p: AuthPacket): void {
   const props = p.properties as Record<string, unknown> | undefined;
   checkProps(props, AUTH_PROPS, "AUTH");
-  if (conn.authMethod === null) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH without an Authentication Method in CONNECT");
+  const auth = conn.auth;
+  if (auth === null) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH without an Authentication Method in CONNECT");
   const method = props?.authenticationMethod;
   // Every AUTH carries the CONNECT's method (v5 §3.15.2.2.2, [MQTT-4.12.1-1]).
-  if (method !== conn.authMethod) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH with a different or missing Authentication Method");
+  if (method !== auth.method) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH with a different or missing Authentication Method");
   const data = props?.authenticationData as Buffer | undefined;
   const rc = p.reasonCode ?? 0;
 
@@ -30,26 +32,26 @@ export function handleAuth(conn: Connection, p: AuthPacket): void {
 
   // Re-authentication on a live connection.
   if (rc === RC.REAUTHENTICATE) {
-    if (conn.authExchange !== null) throw new MqttError(RC.PROTOCOL_ERROR, "re-authentication already in progress");
-    conn.authExchange = conn.broker.authMethods.get(conn.authMethod)!.start();
-  } else if (rc !== RC.CONTINUE_AUTHENTICATION || conn.authExchange === null) {
+    if (auth.exchange !== null) throw new MqttError(RC.PROTOCOL_ERROR, "re-authentication already in progress");
+    auth.exchange = conn.broker.authMethods.get(auth.method)!.start();
+  } else if (rc !== RC.CONTINUE_AUTHENTICATION || auth.exchange === null) {
     throw new MqttError(RC.PROTOCOL_ERROR, `unexpected AUTH reason 0x${rc.toString(16)}`);
   }
-  const step = conn.authExchange.step(data);
+  const step = auth.exchange.step(data);
   if (step.kind === "continue") {
     conn.sendPacket({
       cmd: "auth",
       reasonCode: RC.CONTINUE_AUTHENTICATION,
-      properties: { authenticationMethod: conn.authMethod, authenticationData: step.data },
+      properties: { authenticationMethod: auth.method, authenticationData: step.data },
     } as Packet);
     return;
   }
-  conn.authExchange = null;
+  auth.exchange = null;
   if (step.kind === "fail") {
     // Failed re-authentication ends the connection ([MQTT-4.12.1-2]); 0x86 is not a DISCONNECT code.
     throw new MqttError(step.code === RC.BAD_USER_NAME_OR_PASSWORD ? RC.NOT_AUTHORIZED : step.code, step.reason);
   }
-  const properties: Record<string, unknown> = { authenticationMethod: conn.authMethod };
+  const properties: Record<string, unknown> = { authenticationMethod: auth.method };
   if (step.data !== undefined) properties.authenticationData = step.data;
   conn.sendPacket({ cmd: "auth", reasonCode: RC.SUCCESS, properties } as Packet);
 }

@@ -28,5 +28,5 @@ export function handleDisconnect(conn: Connection, p: DisconnectPacket): void {
     }
   }
   conn.normalDisconnect = reason === 0;
-  conn.close(undefined, true, "client sent DISCONNECT");
+  conn.close("client sent DISCONNECT");
 }

@@ -6,7 +6,8 @@
  * (3.1.1 Table 2.1, v5 Table 2-1), as is any packet before CONNECT and a
  * second CONNECT ([MQTT-3.1.0-1], [MQTT-3.1.0-2]).
  */
-import { type Connection, State } from "../connection.ts";
+import { State } from "../conn-state.ts";
+import type { Connection } from "../connection.ts";
 import { decodeFrame, type AuthPacket, type DisconnectPacket, type SubscribePacket, type UnsubscribePacket } from "../protocol/codec.ts";
 import { decodeAck, decodePublish, PUBACK, PUBCOMP, PUBREC, PUBREL } from "../protocol/fast-codec.ts";
 import { checkRawProps } from "../protocol/properties.ts";
@@ -40,7 +41,7 @@ export function dispatch(conn: Connection, type: number, flags: number, buf: Buf
         return;
       }
       if (type === 14) {
-        conn.close(undefined, false, "client abandoned authentication");
+        conn.close("client abandoned authentication");
         return;
       }
       throw new MqttError(RC.PROTOCOL_ERROR, "only AUTH or DISCONNECT may be sent during authentication");

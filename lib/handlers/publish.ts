@@ -7,9 +7,11 @@
  */
 import type { Connection } from "../connection.ts";
 import { Message } from "../message.ts";
+import { Routed } from "../router.ts";
 import { PUBACK, PUBREC, type PublishFields, writeAck } from "../protocol/fast-codec.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { topicNameError } from "../protocol/validate.ts";
+import { InboundAliases } from "../topic-aliases.ts";
 
 export function handlePublish(conn: Connection, f: PublishFields): void {
   const broker = conn.broker;
@@ -21,13 +23,13 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
     // an empty topic with an unbound alias is a Protocol Error.
     if (f.alias > broker.limits.topicAliasMaximum) throw new MqttError(RC.TOPIC_ALIAS_INVALID, `Topic Alias ${f.alias} above maximum`);
     if (topic.length === 0) {
-      const bound = conn.aliasesIn?.[f.alias];
+      const bound = conn.aliasesIn?.get(f.alias);
       if (bound === undefined) throw new MqttError(RC.PROTOCOL_ERROR, `Topic Alias ${f.alias} is not bound`);
       topic = bound;
     } else {
       const bad = topicNameError(topic, broker.limits.maxTopicLevels);
       if (bad !== 0) throw new MqttError(bad, "invalid topic name");
-      (conn.aliasesIn ??= [])[f.alias] = topic;
+      (conn.aliasesIn ??= new InboundAliases()).bind(f.alias, topic);
     }
   } else {
     // Non-empty, no wildcards, no U+0000 ([MQTT-4.7.3-1], [MQTT-3.3.2-2], [MQTT-4.7.3-2]).
@@ -77,16 +79,18 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
     s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
     broker.journal.addInbound(s, id);
   }
-  let reached: number;
-  broker.publisher = conn;
-  try {
-    reached = broker.publish(msg);
-  } finally {
-    broker.publisher = null;
-  }
+  const routed = broker.publish(msg, conn); // conn: the publisher a full queue holds back
   if (qos > 0) {
-    // [MQTT-4.3.2-4] / [MQTT-4.3.3-8] 5: ack with the same packet id; 0x10 tells a v5 client nobody matched.
-    writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, v5 && reached === 0 ? RC.NO_MATCHING_SUBSCRIBERS : 0, v5);
+    // [MQTT-4.3.2-4] / [MQTT-4.3.3-8] 5: ack with the same packet id. v5 learns that nobody
+    // matched (0x10), or that every matching subscriber dropped it (0x97 Quota exceeded).
+    let rc = 0;
+    if (v5 && routed !== Routed.Delivered) rc = routed === Routed.NoMatch ? RC.NO_MATCHING_SUBSCRIBERS : RC.QUOTA_EXCEEDED;
+    if (rc >= 0x80 && qos === 2) {
+      // A PUBREC with an error ends the QoS 2 flow: the id may be reused for a new message ([MQTT-4.3.3-9] 5).
+      s.inboundQos2.delete(id);
+      broker.journal.deleteInbound(s, id);
+    }
+    writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, rc, v5);
     conn.markDirty();
   }
 }

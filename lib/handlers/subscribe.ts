@@ -16,7 +16,7 @@ import { checkProps, SUBSCRIBE_PROPS } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { checkDecodedString, isValidFilter, parseSharedFilter } from "../protocol/validate.ts";
 import type { Session } from "../session.ts";
-import { Subscription } from "../topic-tree.ts";
+import type { Subscription } from "../topic-tree.ts";
 
 interface SubRequest {
   topic: string;
@@ -56,29 +56,27 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
     }
     if (shared !== null && r.nl) throw new MqttError(RC.PROTOCOL_ERROR, "No Local on a shared subscription"); // [MQTT-3.8.3-4]
     const qos = Math.min(r.qos, 2) as QoS;
-    const existing = s.subs.get(r.topic);
-    if (existing) {
-      existing.qos = qos;
-      existing.noLocal = !!r.nl;
-      existing.rap = !!r.rap;
-      existing.rh = r.rh ?? 0;
-      existing.subId = subId; // a new or removed identifier replaces the old (v5 §3.8.4)
-    } else {
-      if (s.subs.size >= lim.maxSubscriptionsPerSession) {
-        granted.push(v5 ? RC.QUOTA_EXCEEDED : 0x80);
-        continue;
-      }
-      const sub = new Subscription<Session>(s, r.topic, qos, !!r.nl, !!r.rap, r.rh ?? 0, subId, shared?.group ?? null, shared?.filter ?? r.topic);
-      s.subs.set(r.topic, sub);
-      broker.topics.add(sub);
+    const added = broker.subscribe(s, {
+      filter: r.topic,
+      qos,
+      noLocal: !!r.nl,
+      rap: !!r.rap,
+      rh: r.rh ?? 0,
+      subId,
+      group: shared?.group ?? null,
+      matchFilter: shared?.filter ?? r.topic,
+    });
+    if (added === null) {
+      granted.push(v5 ? RC.QUOTA_EXCEEDED : 0x80); // limits.maxSubscriptionsPerSession
+      continue;
     }
-    broker.journal.saveSubscription(s, s.subs.get(r.topic)!);
     granted.push(qos);
     if (shared === null) {
       const rh = v5 ? (r.rh ?? 0) : 0;
-      if (rh === 0 || (rh === 1 && !existing)) retainedFor.push(s.subs.get(r.topic)!);
+      if (rh === 0 || (rh === 1 && !added.existed)) retainedFor.push(added.sub);
     }
   }
   conn.sendPacket({ cmd: "suback", messageId: p.messageId, granted } as Packet); // [MQTT-3.8.4-1]
-  for (const sub of retainedFor) broker.outbox.sendRetained(s, sub);
+  // Retained messages follow the SUBACK, paced by the session's window (retained-sender.ts).
+  for (const sub of retainedFor) broker.retainedSender.start(s, sub);
 }

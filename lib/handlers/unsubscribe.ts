@@ -21,16 +21,6 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
   if (conn.v5) checkProps(p.properties as Record<string, unknown> | undefined, UNSUBSCRIBE_PROPS, "UNSUBSCRIBE");
   for (const f of filters) checkDecodedString(f, "topic filter"); // [MQTT-3.10.3-1]
   const codes: number[] = [];
-  for (const f of filters) {
-    const sub = s.subs.get(f);
-    if (sub) {
-      s.subs.delete(f);
-      broker.topics.remove(sub);
-      broker.journal.deleteSubscription(s, f);
-      codes.push(RC.SUCCESS);
-    } else {
-      codes.push(RC.NO_SUBSCRIPTION_EXISTED);
-    }
-  }
+  for (const f of filters) codes.push(broker.unsubscribe(s, f) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
   conn.sendPacket({ cmd: "unsuback", messageId: p.messageId, granted: codes } as Packet);
 }

@@ -15,6 +15,12 @@ const EMPTY = Buffer.alloc(0);
 export class Output {
   buf: Buffer = EMPTY;
   len = 0;
+  /**
+   * Bytes at the front that are sealed: the batch that wrote them has
+   * committed, so they may be written to the transport. Bytes after them
+   * wait for the end of their batch.
+   */
+  ready = 0;
 
   /** Make room for `n` more bytes; returns the write position. */
   reserve(n: number): number {
@@ -46,6 +52,7 @@ export class Output {
 
   /** Drop the first `n` bytes (they were written to the socket). */
   consume(n: number): void {
+    this.ready = n >= this.ready ? 0 : this.ready - n;
     if (n >= this.len) {
       this.len = 0;
       this.release();

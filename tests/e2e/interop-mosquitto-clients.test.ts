@@ -20,9 +20,9 @@ afterAll(async () => {
 
 /** Start mosquitto_sub and wait until its subscription is in the broker; resolves with its output. */
 async function sub(args: string[], count: number, waitSubscribed = true): Promise<{ out: Promise<string> }> {
-  const before = b.broker.topics.count;
+  const before = b.broker.stats().subscriptions;
   const p = Bun.spawn(["mosquitto_sub", "-h", "127.0.0.1", "-p", String(b.port), "-C", String(count), "-W", "5", ...args], { stdout: "pipe", stderr: "pipe" });
-  if (waitSubscribed) await waitFor(() => b.broker.topics.count > before, 5000, "mosquitto_sub's subscription");
+  if (waitSubscribed) await waitFor(() => b.broker.stats().subscriptions > before, 5000, "mosquitto_sub's subscription");
   // Wrapped: an async function returning a bare promise would wait for it.
   return { out: new Response(p.stdout).text() };
 }

@@ -28,6 +28,7 @@ storeContract(
     return new SqliteStore(current, { synchronous: "normal" });
   },
   () => new SqliteStore(current, { synchronous: "normal" }),
+  (st) => (st as SqliteStore).abandon(),
 );
 
 /** Stores opened by the tests below; closed after each test. */

@@ -101,7 +101,7 @@ describe("the first packet must be CONNECT [MQTT-3.1.0-1]", () => {
     await expectSilentClose(c);
     await Bun.sleep(100);
     expect(w.messages.length).toBe(0);
-    expect(b.broker.retained.get("first/pub")).toBeNull();
+    expect(b.broker.retainedMessage("first/pub")).toBeNull();
     await w.end();
   });
 
@@ -743,7 +743,7 @@ describe("pipelining after CONNECT [MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5", () 
     await expectV3Refusal(c, 0x02);
     await Bun.sleep(100);
     expect(w.messages.length).toBe(0);
-    expect(b.broker.retained.get("refused/t")).toBeNull();
+    expect(b.broker.retainedMessage("refused/t")).toBeNull();
     await w.end();
   });
 
@@ -761,7 +761,7 @@ describe("pipelining after CONNECT [MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5", () 
     await expectV5Refusal(c, 0x82);
     await Bun.sleep(100);
     expect(w.messages.length).toBe(0);
-    expect(b.broker.retained.get("refused5/t")).toBeNull();
+    expect(b.broker.retainedMessage("refused5/t")).toBeNull();
     await w.end();
   });
 
@@ -773,7 +773,7 @@ describe("pipelining after CONNECT [MQTT-3.1.4-5] 3.1.1 / [MQTT-3.1.4-6] 5", () 
     await expectV3Refusal(c, 0x01);
     await Bun.sleep(100);
     expect(w.messages.length).toBe(0);
-    expect(b.broker.retained.get("refusedlvl/t")).toBeNull();
+    expect(b.broker.retainedMessage("refusedlvl/t")).toBeNull();
     await w.end();
   });
 });
@@ -939,7 +939,7 @@ describe("authentication (auth.users, allowAnonymous false)", () => {
     await expectV3Refusal(c, 0x04);
     await Bun.sleep(100);
     expect(w.pending()).toEqual([]);
-    expect(a.broker.retained.get("hashbad/t")).toBeNull();
+    expect(a.broker.retainedMessage("hashbad/t")).toBeNull();
     w.destroy();
   });
 

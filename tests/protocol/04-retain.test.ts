@@ -70,7 +70,7 @@ describe("stored and delivered on subscribe with RETAIN=1 ([MQTT-3.3.1-5], 3.1.1
         const topic = `rs/${pv}${sv}`;
         const p = await raw(pv, "rspub");
         await pub(p, topic, `stored ${pv}`, 1, true);
-        expect(b.broker.retained.get(topic)?.payload.toString()).toBe(`stored ${pv}`);
+        expect(b.broker.retainedMessage(topic)?.payload.toString()).toBe(`stored ${pv}`);
         const s = await raw(sv, "rssub");
         // v5: RETAIN is 1 for subscribe-time delivery even with Retain As Published 0 (§3.3.1.3).
         expect((await subscribe(s, topic, 2, sv === 5 ? { rap: false } : {})).granted).toEqual([2]);
@@ -126,7 +126,7 @@ describe("replace and delete", () => {
     const s = await raw(4, "rrepsub");
     const got = await subscribeAndCollect(s, "rrep/t", 2, "rrep/t", p);
     expect(got.map((m) => [m.payload.toString(), m.qos, m.retain])).toEqual([["three", 0, true]]);
-    expect(b.broker.retained.get("rrep/t")?.payload.toString()).toBe("three");
+    expect(b.broker.retainedMessage("rrep/t")?.payload.toString()).toBe("three");
     await pub(p, "rrep/t", "", 0, true);
     end(p, s);
   });
@@ -136,7 +136,7 @@ describe("replace and delete", () => {
     await pub(p, "rkeep/t", "kept", 1, true);
     await pub(p, "rkeep/t", "live only", 1, false);
     await pub(p, "rkeep/u", "never retained", 1, false);
-    expect(b.broker.retained.get("rkeep/u")).toBeNull();
+    expect(b.broker.retainedMessage("rkeep/u")).toBeNull();
     const s = await raw(5, "rkeepsub");
     const got = await subscribeAndCollect(s, "rkeep/#", 1, "rkeep/m", p);
     expect(got.map((m) => [m.topic, m.payload.toString(), m.retain])).toEqual([["rkeep/t", "kept", true]]);
@@ -151,10 +151,10 @@ describe("replace and delete", () => {
       const existing = await raw(v, "rdelold");
       expect((await subscribe(existing, topic, 1)).granted).toEqual([1]);
       await pub(p, topic, "x", 1, true);
-      const retainedBefore = b.broker.retained.size;
+      const retainedBefore = b.broker.retainedCount;
       await pub(p, topic, "", 1, true);
-      expect(b.broker.retained.get(topic)).toBeNull();
-      expect(b.broker.retained.size).toBe(retainedBefore - 1);
+      expect(b.broker.retainedMessage(topic)).toBeNull();
+      expect(b.broker.retainedCount).toBe(retainedBefore - 1);
       const live = [await existing.nextOf("publish"), await existing.nextOf("publish")];
       expect(live.map((m) => [m.payload.length, m.retain, m.qos])).toEqual([
         [1, false, 1],
@@ -165,7 +165,7 @@ describe("replace and delete", () => {
       expect(await subscribeAndCollect(fresh, topic, 1, topic, p)).toEqual([]);
       // Deleting a topic that has no retained message is harmless and stores nothing.
       await pub(p, `${topic}/none`, "", 0, true);
-      expect(b.broker.retained.get(`${topic}/none`)).toBeNull();
+      expect(b.broker.retainedMessage(`${topic}/none`)).toBeNull();
       end(p, existing, fresh);
     });
   }
@@ -245,7 +245,7 @@ describe("$ topics and retained messages [MQTT-4.7.2-1]", () => {
     const p = await raw(4, "rdolpub");
     await pub(p, "$rt/x", "dollar", 1, true);
     await pub(p, "rdol/x", "plain", 1, true);
-    expect(b.broker.retained.get("$rt/x")?.payload.toString()).toBe("dollar");
+    expect(b.broker.retainedMessage("$rt/x")?.payload.toString()).toBe("dollar");
 
     const all = await raw(4, "rdolall");
     const gotAll = await subscribeAndCollect(all, "#", 0, "rdol/m", p);
@@ -333,7 +333,7 @@ describe("v5 retained messages and Message Expiry (§3.3.1.3, [MQTT-3.3.2-5], [M
       }
       end(s);
     }
-    expect(b.broker.retained.get("rexp/short")).toBeNull();
+    expect(b.broker.retainedMessage("rexp/short")).toBeNull();
     await pub(p, "rexp/long", "", 0, true);
     end(p, s1);
   });

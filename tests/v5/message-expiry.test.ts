@@ -164,7 +164,7 @@ describe("retained messages and wills expire as messages", () => {
       ["me/ret/a", "new permanent", true, undefined],
       ["me/ret/marker", "marker", false, undefined],
     ]);
-    expect(b.broker.retained.get("me/ret/b")).toBeNull();
+    expect(b.broker.retainedMessage("me/ret/b")).toBeNull();
     await publish(p, "me/ret/a", "", 1, { retain: true });
   }, 10000);
 

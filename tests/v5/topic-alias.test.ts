@@ -223,7 +223,7 @@ describe("outbound Topic Aliases [MQTT-3.1.2-26] [MQTT-3.1.2-27] [MQTT-3.3.2-11]
   test("MQTT.js v5 with topicAliasMaximum 3 resolves the broker's aliases: 5 topics × 3 rounds arrive with the right topics and payloads", async () => {
     const id = uid("oa-js");
     const s = await connectClient(b.port, { protocolVersion: 5, clientId: id, properties: { topicAliasMaximum: 3 } });
-    expect(b.broker.sessions.get(id)?.conn?.aliasOutMax).toBe(3);
+    expect(b.broker.sessions.get(id)?.conn?.aliasesOut?.max).toBe(3);
     await s.client.subscribeAsync("oa/js/#", { qos: 1 });
     const p = await pool.raw(b, 5, "oa-js-pub");
     const expected: [string, string][] = [];

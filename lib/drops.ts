@@ -1,0 +1,77 @@
+/**
+ * @module drops
+ * Every message the broker does not deliver to a subscriber, counted by
+ * cause. Counters are plain integer fields (the hot path only increments);
+ * stats, `$SYS` and metrics read them. Each cause is logged at most once per
+ * LOG_INTERVAL_MS, with its running total, so a flood of drops is visible
+ * without flooding the log.
+ */
+import { log } from "./log.ts";
+
+export const enum Drop {
+  /** A session's queue was full: the session is offline, or stuck beyond limits.maxPublisherStallMs, or at twice its bound. */
+  QueueFull = 0,
+  /** A QoS 0 message to a client whose output is not draining, beyond limits.maxPendingOutput. */
+  Qos0Pending = 1,
+  /** Larger than the client's Maximum Packet Size ([MQTT-3.1.2-25]). */
+  TooLarge = 2,
+  /** Its Message Expiry Interval passed while it waited ([MQTT-3.3.2-5]). */
+  Expired = 3,
+  /** A new retained topic beyond limits.maxRetainedMessages (the message itself is still routed). */
+  RetainedLimit = 4,
+}
+
+const LOG_INTERVAL_MS = 5000;
+
+const WHY: Record<Drop, string> = {
+  [Drop.QueueFull]: "session queue full; message dropped",
+  [Drop.Qos0Pending]: "client is not reading; QoS 0 message dropped",
+  [Drop.TooLarge]: "message larger than the client's Maximum Packet Size; dropped",
+  [Drop.Expired]: "message expired before delivery; dropped",
+  [Drop.RetainedLimit]: "retained message limit reached; not retained",
+};
+
+export class DropCounters {
+  queueFull = 0;
+  qos0Pending = 0;
+  tooLarge = 0;
+  expired = 0;
+  retainedLimit = 0;
+  private readonly lastLog = [0, 0, 0, 0, 0];
+
+  constructor(private readonly now: () => number) {}
+
+  get total(): number {
+    return this.queueFull + this.qos0Pending + this.tooLarge + this.expired + this.retainedLimit;
+  }
+
+  count(cause: Drop, client: string): void {
+    let n: number;
+    switch (cause) {
+      case Drop.QueueFull:
+        n = ++this.queueFull;
+        break;
+      case Drop.Qos0Pending:
+        n = ++this.qos0Pending;
+        break;
+      case Drop.TooLarge:
+        n = ++this.tooLarge;
+        break;
+      case Drop.Expired:
+        n = ++this.expired;
+        break;
+      case Drop.RetainedLimit:
+        n = ++this.retainedLimit;
+        break;
+    }
+    const now = this.now();
+    if (now - this.lastLog[cause]! > LOG_INTERVAL_MS) {
+      this.lastLog[cause] = now;
+      log.warn(WHY[cause], { client, total: n });
+    }
+  }
+
+  snapshot(): { queueFull: number; qos0Pending: number; tooLarge: number; expired: number; retainedLimit: number } {
+    return { queueFull: this.queueFull, qos0Pending: this.qos0Pending, tooLarge: this.tooLarge, expired: this.expired, retainedLimit: this.retainedLimit };
+  }
+}
