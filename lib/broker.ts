@@ -45,6 +45,7 @@ export interface BrokerStats {
   /** Deliveries dropped, all causes (see drops.ts for each). */
   dropped: number;
   refusedConnections: number;
+  stuckSubscribers: number;
 }
 
 /** A subscription request, as SUBSCRIBE or restore gives it. */
@@ -93,6 +94,8 @@ export class Broker {
   readonly drops: DropCounters;
   /** Connections refused at accept because the broker was full. */
   refused = 0;
+  /** Subscribers found stuck (publishers held back by them for limits.maxPublisherStallMs, then released). */
+  stalls = 0;
   private lastRefusedLog = 0;
   /** Connections currently attached to a session. */
   clients = 0;
@@ -488,6 +491,7 @@ export class Broker {
       messagesOut: this.messagesOut,
       dropped: this.drops.total,
       refusedConnections: this.refused,
+      stuckSubscribers: this.stalls,
     };
   }
 

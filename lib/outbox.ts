@@ -163,6 +163,7 @@ export class Outbox {
    */
   markStuck(s: Session): void {
     s.stuck = true;
+    this.broker.stalls++;
     const lim = this.broker.limits;
     const q = s.queue;
     const cut = q.trimTo(lim.maxQueuedMessages, lim.maxQueuedBytes);

@@ -4,8 +4,9 @@
  * existing connection whatever Clean Session / Clean Start says (v5: DISCONNECT
  * 0x8E first); the flag only decides resume vs discard (Session Present).
  */
-import { describe, expect, test } from "bun:test";
-import { useTestBroker, waitFor } from "../helpers/broker.ts";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { RunningBroker } from "../../lib/server.ts";
+import { startTestBroker, useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient } from "../helpers/clients.ts";
 import { RawClient } from "../helpers/raw.ts";
 
@@ -189,4 +190,79 @@ describe("will on takeover", () => {
     c.destroy();
     await w.end();
   });
+});
+
+/**
+ * A slow (argon2id) password check finishes after the event loop moved on.
+ * The verdict of a CONNECT whose socket closed meanwhile must take over
+ * nothing, and with many CONNECTs for one Client ID verified at once exactly
+ * one live connection remains, never a dead one (3.1.1 [MQTT-3.1.4-2], 5
+ * [MQTT-3.1.4-3]: takeover only by an accepted CONNECT of a live client).
+ */
+describe("late authentication verdicts (argon2id users)", () => {
+  let a: RunningBroker;
+  beforeAll(async () => {
+    const hash = await Bun.password.hash("slow-secret", { algorithm: "argon2id" });
+    a = await startTestBroker({ auth: { allowAnonymous: false, users: [{ username: "slow", password: hash }] } });
+  });
+  afterAll(() => a.stop());
+
+  const connectPacket = (version: 4 | 5, id: string) => ({
+    cmd: "connect",
+    protocolId: "MQTT",
+    protocolVersion: version,
+    clean: true,
+    keepalive: 0,
+    clientId: id,
+    username: "slow",
+    password: Buffer.from("slow-secret"),
+  });
+
+  for (const version of [4, 5] as const) {
+    test(`v${version}: a CONNECT whose socket closes before its verdict does not kick the live client`, async () => {
+      const id = `late-${version}`;
+      const live = await RawClient.connected(a.port, version, connectPacket(version, id));
+      const ghost = await RawClient.connect(a.port, version);
+      ghost.send(connectPacket(version, id));
+      ghost.destroy(); // gone before argon2 can answer
+      // Let the verdict arrive (argon2id takes tens of ms here) and any takeover act.
+      await waitFor(() => [...a.broker.connections].every((c) => c.clientId !== id || c.session !== null || c.isClosed()), 3000, "verdicts");
+      await Bun.sleep(300);
+      expect(live.closed).toBe(false);
+      expect(live.pending().filter((p) => p.cmd === "disconnect")).toEqual([]);
+      const conn = a.broker.sessions.get(id)?.conn;
+      expect(conn).not.toBeNull();
+      expect(conn!.isClosed()).toBe(false);
+      // The live client still works.
+      live.send({ cmd: "subscribe", messageId: 3, subscriptions: [{ topic: `late/${version}`, qos: 0 }] });
+      expect((await live.nextOf("suback")).messageId).toBe(3);
+      live.destroy();
+      await waitFor(() => !a.broker.sessions.get(id)?.conn, 3000, "the live client detached");
+    });
+
+    test(`v${version}: storm of 30 CONNECTs for one Client ID, half of them closing before their verdict: exactly one live connection, and it is open`, async () => {
+      const id = `late-storm-${version}`;
+      const before = a.broker.clients;
+      const socks = await Promise.all(Array.from({ length: 30 }, () => RawClient.connect(a.port, version)));
+      socks.forEach((s, i) => {
+        s.send(connectPacket(version, id));
+        if (i % 2 === 1) s.destroy();
+      });
+      const open = socks.filter((_, i) => i % 2 === 0);
+      // Every open socket is answered: CONNACK, then (all but one) a takeover close.
+      await waitFor(() => open.filter((s) => s.closed).length === open.length - 1, 15_000, "all but one open socket taken over");
+      await Bun.sleep(200);
+      const alive = open.filter((s) => !s.closed);
+      expect(alive.length).toBe(1);
+      expect(a.broker.clients).toBe(before + 1);
+      const conn = a.broker.sessions.get(id)?.conn;
+      expect(conn).not.toBeNull();
+      expect(conn!.isClosed()).toBe(false);
+      const survivor = alive[0]!;
+      survivor.send({ cmd: "subscribe", messageId: 9, subscriptions: [{ topic: `late-storm/${version}`, qos: 0 }] });
+      expect((await survivor.nextOf("suback")).messageId).toBe(9);
+      for (const s of socks) s.destroy();
+      await waitFor(() => a.broker.clients === before, 3000, "client count back");
+    }, 30_000);
+  }
 });
