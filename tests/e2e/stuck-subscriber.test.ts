@@ -58,7 +58,7 @@ async function publishAll(pub: RawClient, topic: string, n: number, ms: number):
   for (let i = 1; i <= n; i++) frames.push(encode({ cmd: "publish", topic, qos: 1, messageId: i, payload: Buffer.from(`m${i}`) }, pub.version));
   pub.write(Buffer.concat(frames));
   const acks: { messageId: number; reasonCode?: number }[] = [];
-  while (acks.length < n) acks.push(await pub.nextOf("puback", ms));
+  while (acks.length < n) acks.push((await pub.nextOf("puback", ms)) as { messageId: number; reasonCode?: number });
   return acks;
 }
 
@@ -144,7 +144,7 @@ describe("messages with no publisher to hold back", () => {
     for (let i = 1; i <= n; i++) frames.push(encode({ cmd: "publish", topic: "self/x", qos: 1, messageId: i, payload: Buffer.from("s") }, 5));
     self.write(Buffer.concat(frames));
     const acks: { reasonCode?: number }[] = [];
-    while (acks.length < n) acks.push(await self.nextOf("puback", 5000));
+    while (acks.length < n) acks.push((await self.nextOf("puback", 5000)) as { reasonCode?: number });
     const quota = acks.filter((a) => a.reasonCode === 0x97).length;
     expect(quota).toBe(40);
     expect(b.broker.drops.queueFull - before).toBe(40);
