@@ -122,6 +122,11 @@ export class Connection implements TopicCache {
     return this.state === State.Closed;
   }
 
+  /** Input bytes buffered for this connection (a partial frame, frames held during authentication). */
+  get buffered(): number {
+    return (this.partial?.length ?? 0) + this.heldBytes;
+  }
+
   get remote(): string {
     return `${this.transport.remoteAddress}:${this.transport.remotePort}`;
   }
