@@ -111,13 +111,14 @@ export class Outbox {
   /** Give a delivery a packet id, put it in flight and encode it. */
   private sendNew(s: Session, conn: Connection, d: Delivery, now: number): boolean {
     d.packetId = s.inflight.nextId();
+    // Recorded before it is encoded: if recording fails, nothing went out.
+    this.broker.journal.saveDelivery(s, d);
     if (!conn.writePublish(d.msg, d.qos, d.packetId, false, d.retain, d.subIds, now)) {
       this.broker.drops.count(Drop.TooLarge, s.id); // [MQTT-3.1.2-25]
       this.broker.journal.dropDelivery(s, d);
       return false;
     }
     s.inflight.add(d);
-    this.broker.journal.saveDelivery(s, d);
     this.broker.messagesOut++;
     return true;
   }
