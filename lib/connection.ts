@@ -143,7 +143,10 @@ export class Connection implements TopicCache {
     this.broker.endBatch();
   }
 
-  /** The transport can take more output: write what is sealed. */
+  /**
+   * The transport can take more output: write what is sealed. Bytes a
+   * handler wrote in this turn wait for the batch end and its commit.
+   */
   onDrain(): void {
     try {
       this.waitingDrain = false;
@@ -151,6 +154,7 @@ export class Connection implements TopicCache {
     } catch (err) {
       this.crash(err);
     }
+    this.broker.endBatch(); // output that waited for room (paced retained messages) may go on
   }
 
   /** The transport closed (the peer, our close, or an abort). */
