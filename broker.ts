@@ -4,7 +4,8 @@
  * broker, stop cleanly on SIGINT/SIGTERM. No protocol logic lives here.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./lib/config.ts";
+import { type Config, ConfigError, flagOverrides, loadConfig } from "./lib/config.ts";
+import { ListenError, listenError } from "./lib/listen-error.ts";
 import { log, setLogLevel } from "./lib/log.ts";
 import { openStore, startBroker } from "./lib/server.ts";
 import { StoreError } from "./lib/store-sqlite.ts";
@@ -42,10 +43,12 @@ function main(): void {
     console.log(USAGE);
     return;
   }
-  let config;
+  let config: Config;
   try {
-    const port = args.port === undefined ? undefined : /^\d+$/.test(args.port) ? Number(args.port) : (args.port as unknown as number);
-    config = loadConfig(args.config, { host: args.host, port, logLevel: args["log-level"], data: args.data });
+    // Flags are checked first, under their own names (`--port: ...`); the file is then
+    // validated on its own before they are applied (lib/config.ts).
+    const overrides = flagOverrides({ host: args.host, port: args.port, logLevel: args["log-level"], data: args.data });
+    config = loadConfig(args.config, overrides);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`bunmq: ${err.message}`);
@@ -83,10 +86,32 @@ function main(): void {
       process.once("SIGTERM", () => shutdown("SIGTERM"));
     },
     (err: Error) => {
-      console.error(err instanceof StoreError ? `bunmq: ${err.message}` : `bunmq: cannot start: ${err.message}`);
+      console.error(`bunmq: ${startFailure(err, config.listeners)}`);
       process.exit(1);
     },
   );
+}
+
+/** One line for an error that stopped the start. */
+function startFailure(err: Error, listeners: Config["listeners"]): string {
+  if (err instanceof StoreError || err instanceof ListenError) return err.message;
+  const failed = failedListener(err, listeners);
+  return failed ? listenError(err, failed.host, failed.port).message : `cannot start: ${err.message}`;
+}
+
+/**
+ * The listener a raw Bun.listen error is about, for as long as the listener
+ * code passes Bun's error through unmapped: Bun's error carries `syscall`,
+ * `address` and `port` when it has an errno, and otherwise only the message
+ * "Failed to listen at HOST".
+ */
+function failedListener(err: Error, listeners: Config["listeners"]): { host: string; port: number } | undefined {
+  const e = err as Error & { syscall?: unknown; address?: unknown; port?: unknown };
+  if (e.syscall === "listen" && typeof e.address === "string" && typeof e.port === "number") {
+    return listeners.find((l) => l.host === e.address && l.port === e.port) ?? { host: e.address, port: e.port };
+  }
+  const host = /^Failed to listen at (.+)$/.exec(err.message)?.[1];
+  return host === undefined ? undefined : listeners.find((l) => l.host === host);
 }
 
 main();

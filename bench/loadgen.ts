@@ -2,7 +2,7 @@
 /**
  * bench/loadgen.ts: an MQTT 3.1.1 / 5.0 load generator on Bun.
  *
- * A port of the reference C tool (/work/shared/bench/loadgen.c, `mqtt-loadgen`)
+ * A port of the reference C tool (bench/mqtt-loadgen/loadgen.c, `mqtt-loadgen`)
  * with the same scenarios, flags, measurement and JSON output, plus the
  * `persist` scenario (QoS 1 to persistent sessions that stay online). This
  * file is the entry point: it parses the flags, sets up the scenario and

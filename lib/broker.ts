@@ -34,6 +34,19 @@ import { Session, type Will } from "./session.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { type SharedGroup, Subscription } from "./topic-tree.ts";
 
+/**
+ * The store could not commit: stop, rather than go on acknowledging what
+ * cannot be made durable (SqliteStore does the same for any failed write);
+ * what was committed is restored at the next start.
+ */
+function storageFailed(err: unknown): never {
+  log.error("committing the store failed; stopping so that nothing is acknowledged without being stored", { err, stack: (err as Error)?.stack });
+  process.exit(1);
+}
+
+/** A batch with at least this many journal ops defers their commit by one batch (journal.ts). */
+const DEFER_MIN_OPS = 8;
+
 export interface BrokerStats {
   connections: number;
   clients: number;
@@ -106,6 +119,18 @@ export class Broker {
 
   /** Commit the store at the end of every batch, before its acks are written ("ack" durability). */
   private readonly commitPerBatch: boolean;
+  /** Acknowledgements wait for the commit of what they acknowledge ("ack" durability). */
+  readonly holdAcks: boolean;
+  /**
+   * Commit points may leave the last batch's journal ops uncommitted for one
+   * more batch, so that deliveries acknowledged meanwhile are never written
+   * (journal.ts). Only for a store where a write costs: not in memory.
+   */
+  private readonly deferCommits: boolean;
+  /** The journal epoch this batch's held acknowledgements depend on (set at each commit point). */
+  ackEpoch = 0;
+  /** Connections with output held for a commit (released at the next commit points). */
+  readonly holding = new Set<Connection>();
 
   constructor(
     readonly config: Config,
@@ -129,6 +154,8 @@ export class Broker {
       topicAliasMaximum: config.limits.topicAliasMaximum,
     });
     this.commitPerBatch = config.persistence.durability === "ack";
+    this.holdAcks = this.commitPerBatch;
+    this.deferCommits = this.commitPerBatch && store.durable;
     this.maxConnections = maxConnections ?? config.limits.maxConnections ?? 100_000;
   }
 
@@ -446,7 +473,7 @@ export class Broker {
    * 0.83M when flushing per callback).
    */
   endBatch(): void {
-    if (this.flushScheduled || (this.dirty.length === 0 && !this.commitPerBatch && !this.retainedSender.busy)) return;
+    if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(this.flushNow);
   }
@@ -460,24 +487,46 @@ export class Broker {
     } catch (err) {
       log.error("sending retained messages failed", { err, stack: (err as Error)?.stack });
     }
-    // A failed commit stops the process (store-sqlite.ts): nothing after it may be acknowledged.
-    if (this.commitPerBatch) this.journal.commit();
+    const j = this.journal;
+    if (this.commitPerBatch) {
+      // This batch's acknowledgements depend on its own ops, or on the last ones recorded.
+      this.ackEpoch = j.openHasOps ? j.openEpoch : j.openEpoch - 1;
+      // A busy batch keeps its ops cancellable one batch longer; a quiet one commits all at
+      // once, so that at low load no acknowledgement waits. A failed commit stops the
+      // process (store-sqlite.ts): nothing after it may be acknowledged.
+      try {
+        if (this.deferCommits && j.openOps >= DEFER_MIN_OPS) j.commitPrevious();
+        else j.commit();
+      } catch (err) {
+        storageFailed(err);
+      }
+    }
+    const now = this.now();
     const d = this.dirty;
-    if (d.length > 0) {
-      const now = this.now();
-      for (let i = 0; i < d.length; i++) {
-        const c = d[i]!;
+    for (let i = 0; i < d.length; i++) {
+      const c = d[i]!;
+      try {
+        c.flush(now);
+      } catch (err) {
+        // One connection's transport failing must not keep the others' output back.
+        log.error("writing to a connection failed", { client: c.clientId || undefined, err, stack: (err as Error)?.stack });
+        c.abort("write failed");
+      }
+    }
+    d.length = 0;
+    // Output held by earlier batches whose epoch this commit point committed.
+    if (this.holding.size > 0) {
+      for (const c of this.holding) {
         try {
-          c.flush(now);
+          c.release(now);
         } catch (err) {
-          // One connection's transport failing must not keep the others' output back.
           log.error("writing to a connection failed", { client: c.clientId || undefined, err, stack: (err as Error)?.stack });
           c.abort("write failed");
         }
       }
-      d.length = 0;
     }
-    if (again) this.endBatch();
+    // More to do on a later turn: paced retained messages, or journal ops left for the next commit point.
+    if (again || (this.commitPerBatch && j.pending)) this.endBatch();
   };
 
   stats(): BrokerStats {

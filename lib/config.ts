@@ -1,27 +1,44 @@
 /**
  * @module config
  * The configuration schema (zod, strict: unknown keys are errors), its
- * defaults (they live here and nowhere else), and `loadConfig`, which merges a
- * JSON file with command-line overrides and validates the result. Every limit
- * that protects memory has a finite default.
+ * defaults (they live here and nowhere else), `flagOverrides`, which checks
+ * command-line values under the flag's own name, and `loadConfig`, which
+ * validates a JSON file on its own, applies the overrides and validates the
+ * result. Every limit that protects memory has a finite default or, for
+ * maxConnections, one derived at start (fd-limit.ts).
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
+const PORT_MIN = 0;
+const PORT_MAX = 65535;
+const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
+
+const Host = z.string().min(1);
+const Port = int(PORT_MIN, PORT_MAX);
+const LogLevel = z.enum(LOG_LEVELS);
+const DataPath = z.string().min(1);
+
 const Listener = z.strictObject({
   /** Address to bind; "0.0.0.0" or "::" listens on all interfaces. */
-  host: z.string().min(1).default("127.0.0.1"),
+  host: Host.default("127.0.0.1"),
   /** TCP port; 0 picks a free one (the real port is printed). */
-  port: int(0, 65535).default(1883),
+  port: Port.default(1883),
 });
 
-const Limits = z.strictObject({
+/** The `limits` section; exported so that tests can check the example file lists every key. */
+export const LimitsSchema = z.strictObject({
   /** Largest packet accepted (fixed header included); also told to v5 clients. */
   maxPacketSize: int(64, 268_435_460).default(1024 * 1024),
-  /** Concurrent connections; more are closed at accept. */
-  maxConnections: int(1, 10_000_000).default(100_000),
+  /**
+   * Concurrent connections; more are closed at accept. No default here: left
+   * out, it is derived at start from the open-file limit minus a margin
+   * (fd-limit.ts), since a fixed number is either too low for the machine or
+   * more than its descriptors can carry.
+   */
+  maxConnections: int(1, 10_000_000).optional(),
   /** A socket that sends no CONNECT within this time is closed. */
   connectTimeoutMs: int(100, 3_600_000).default(10_000),
   /** Longest Client Identifier accepted (the spec requires at least 23). */
@@ -60,7 +77,7 @@ const Limits = z.strictObject({
 
 const Persistence = z.strictObject({
   /** SQLite file (created with its directory), or ":memory:" to keep state in memory only. */
-  path: z.string().min(1).default("./data/bunmq.db"),
+  path: DataPath.default("./data/bunmq.db"),
   /** "ack": acknowledge only what is committed; "interval": commit every flushIntervalMs. */
   durability: z.enum(["ack", "interval"]).default("ack"),
   flushIntervalMs: int(10, 3_600_000).default(1000),
@@ -97,8 +114,8 @@ const Mqtt = z.strictObject({
 
 export const ConfigSchema = z.strictObject({
   listeners: z.array(Listener).min(1).default([{ host: "127.0.0.1", port: 1883 }]),
-  logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
-  limits: Limits.default(() => Limits.parse({})),
+  logLevel: LogLevel.default("info"),
+  limits: LimitsSchema.default(() => LimitsSchema.parse({})),
   persistence: Persistence.default(() => Persistence.parse({})),
   auth: Auth.default(() => Auth.parse({})),
   mqtt: Mqtt.default(() => Mqtt.parse({})),
@@ -138,25 +155,75 @@ export interface Overrides {
   data?: string;
 }
 
-/** Read `path` (if given), apply `overrides`, validate. */
-export function loadConfig(path: string | undefined, overrides: Overrides = {}): Config {
-  let raw: Record<string, unknown> = {};
-  if (path !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
-    }
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
-    }
-    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-      throw new ConfigError(`config file ${path} must hold a JSON object`);
-    }
+/** The command-line flags that override the file, as the strings typed. */
+export interface Flags {
+  host?: string;
+  port?: string;
+  logLevel?: string;
+  data?: string;
+}
+
+/**
+ * Check flag values against the same rules as the fields they fill in, but
+ * report them under the flag's name (`--port: ...`): the user typed
+ * `--port`, not `listeners.0.port`. Throws ConfigError, one line.
+ */
+export function flagOverrides(flags: Flags): Overrides {
+  const out: Overrides = {};
+  if (flags.host !== undefined) {
+    if (!Host.safeParse(flags.host).success) throw new ConfigError("--host: expected a host name or IP address");
+    out.host = flags.host;
   }
+  if (flags.port !== undefined) {
+    // Digits only: Number() would also take "", " 1", "1e3" and "0x10".
+    const port = /^\d+$/.test(flags.port) ? Number(flags.port) : Number.NaN;
+    if (!Port.safeParse(port).success) throw new ConfigError(`--port: expected an integer ${PORT_MIN}-${PORT_MAX}`);
+    out.port = port;
+  }
+  if (flags.logLevel !== undefined) {
+    if (!LogLevel.safeParse(flags.logLevel).success) throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}`);
+    out.logLevel = flags.logLevel;
+  }
+  if (flags.data !== undefined) {
+    if (!DataPath.safeParse(flags.data).success) throw new ConfigError("--data: expected a file path, or :memory:");
+    out.data = flags.data;
+  }
+  return out;
+}
+
+/**
+ * Read `path` (if given) and validate it on its own, so that its errors name
+ * its own fields and an override cannot hide one (a bad `listeners` under
+ * `--port`); then apply `overrides` and validate the result.
+ */
+export function loadConfig(path: string | undefined, overrides: Overrides = {}): Config {
+  const raw = path === undefined ? {} : readConfigFile(path);
+  const fromFile = parseConfig(raw, path ?? "config");
+  if (Object.values(overrides).every((v) => v === undefined)) return fromFile;
+  return parseConfig(applyOverrides(raw, overrides), `${path ?? "config"} with the overrides`);
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+/** `raw` (already valid) with the overrides written over it; `raw` itself is not modified. */
+function applyOverrides(raw: Record<string, unknown>, overrides: Overrides): Record<string, unknown> {
   if (overrides.host !== undefined || overrides.port !== undefined) {
     const listeners = Array.isArray(raw.listeners) ? [...raw.listeners] : [{}];
     const first = { ...(listeners[0] as object) } as Record<string, unknown>;
@@ -169,7 +236,7 @@ export function loadConfig(path: string | undefined, overrides: Overrides = {}):
   if (overrides.data !== undefined) {
     raw = { ...raw, persistence: { ...(raw.persistence as object), path: overrides.data } };
   }
-  return parseConfig(raw, path ?? "config");
+  return raw;
 }
 
 function deepFreeze<T>(o: T): T {

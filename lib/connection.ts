@@ -33,7 +33,7 @@ import type { AuthContext } from "./auth-context.ts";
 import { log } from "./log.ts";
 import type { Message, QoS } from "./message.ts";
 import { encode, type Packet } from "./protocol/codec.ts";
-import { type TopicCache, writePublish } from "./protocol/fast-codec.ts";
+import { type TopicCache, writeAck, writePublish } from "./protocol/fast-codec.ts";
 import { Output } from "./protocol/output.ts";
 import { MqttError, RC, reasonName, v3ConnackCode } from "./protocol/reason-codes.ts";
 import type { Session } from "./session.ts";
@@ -70,6 +70,10 @@ export class Connection implements TopicCache {
   drainSince = 0;
   /** Shut the write side once the output has been flushed (lingering close). */
   private endAfterFlush = false;
+  /** From this offset in `out`, this batch's output waits for a commit (-1: nothing held). */
+  private holdFrom = -1;
+  /** Earlier batches' held regions: pairs (epoch, start offset in `out`), oldest first. */
+  private holds: number[] | null = null;
   closedAt = 0;
   /** Reading is paused: a subscriber's full queue holds this publisher back. */
   paused = false;
@@ -169,6 +173,9 @@ export class Connection implements TopicCache {
     this.out.len = 0;
     this.out.ready = 0;
     this.out.release();
+    this.holdFrom = -1;
+    this.holds = null;
+    this.broker.holding.delete(this);
     this.broker.forget(this);
     this.broker.endBatch();
   }
@@ -442,12 +449,34 @@ export class Connection implements TopicCache {
 
   // ---- output ------------------------------------------------------------
 
-  /** Encode a non-hot packet with mqtt-packet into the output buffer. */
+  /**
+   * Encode a non-hot packet with mqtt-packet into the output buffer. They
+   * are acknowledgements or follow one (SUBACK, UNSUBACK, CONNACK, AUTH,
+   * DISCONNECT): held until the open journal work is committed.
+   */
   sendPacket(packet: Packet): void {
     if (this.state === State.Closed) return;
     const bytes = encode(packet, this.version === 0 ? 4 : this.version);
+    this.holdForCommit();
     this.out.append(bytes);
     this.markDirty();
+  }
+
+  /** PUBACK / PUBREC / PUBREL / PUBCOMP: held until what it acknowledges is committed. */
+  ack(type: number, packetId: number, reason = 0): void {
+    this.holdForCommit();
+    writeAck(this.out, type, packetId, reason, this.v5);
+    this.markDirty();
+  }
+
+  /**
+   * What is written from here on acknowledges state recorded in the journal
+   * but not committed ("ack" durability): it must wait for that commit. Bytes
+   * written before it may still leave now (QoS 0/1 PUBLISHes to subscribers,
+   * PINGRESP); bytes after it wait too, to keep their order.
+   */
+  holdForCommit(): void {
+    if (this.holdFrom < 0 && this.broker.holdAcks && this.broker.journal.pending) this.holdFrom = this.out.len;
   }
 
   /**
@@ -458,6 +487,9 @@ export class Connection implements TopicCache {
    * exceed the client's Maximum Packet Size (nothing written, no binding made).
    */
   writePublish(msg: Message, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: readonly number[] | null, now: number): boolean {
+    // A QoS 2 PUBLISH of an uncommitted message must not leave: after a crash the
+    // publisher's retry would reach the subscriber again under another packet id.
+    if (qos === 2) this.holdForCommit();
     const aliases = this.aliasesOut;
     if (aliases === null) {
       if (!writePublish(this.out, msg, this.v5, qos, packetId, dup, retain, subIds, 0, true, this.maxOutPacket, now)) return false;
@@ -483,12 +515,38 @@ export class Connection implements TopicCache {
   }
 
   /**
-   * End of a batch, after the store commit: seal everything written so far
-   * (it may now leave) and write it.
+   * End of a batch, after the commit point: what this batch wrote is sealed
+   * (it may leave), except from its first held byte on, which waits for the
+   * commit of the epoch it depends on (`broker.ackEpoch`). Then write.
    */
   flush(now: number): void {
     this.dirty = false;
-    this.out.ready = this.out.len;
+    if (this.holdFrom >= 0) {
+      (this.holds ??= []).push(this.broker.ackEpoch, this.holdFrom);
+      this.holdFrom = -1;
+      this.broker.holding.add(this);
+    }
+    this.release(now);
+  }
+
+  /** After a commit point: release the held regions whose epoch is committed, and write what is sealed. */
+  release(now: number): void {
+    const h = this.holds;
+    if (h === null) {
+      this.out.ready = this.out.len;
+    } else {
+      const committed = this.broker.journal.committedEpoch;
+      let i = 0;
+      while (i < h.length && h[i]! <= committed) i += 2;
+      if (i > 0) h.splice(0, i);
+      if (h.length === 0) {
+        this.holds = null;
+        this.broker.holding.delete(this);
+        this.out.ready = this.out.len;
+      } else {
+        this.out.ready = h[1]!; // up to the first region still waiting
+      }
+    }
     this.write(now);
   }
 
@@ -502,8 +560,15 @@ export class Connection implements TopicCache {
         out.len = 0;
         out.ready = 0;
         out.release();
+        this.holdFrom = -1;
+        this.holds = null;
+        this.broker.holding.delete(this);
       } else {
         out.consume(n);
+        // Held offsets move with the bytes (only sealed bytes were consumed, all before them).
+        if (this.holdFrom >= 0) this.holdFrom -= n;
+        const h = this.holds;
+        if (h !== null) for (let i = 1; i < h.length; i += 2) h[i] = h[i]! - n;
         if (n < ready) {
           this.waitingDrain = true;
           this.drainSince = now;

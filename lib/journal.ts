@@ -1,19 +1,108 @@
 /**
  * @module journal
- * Write-through of broker state to the `Store`, for sessions that outlive
+ * Write-behind of broker state to the `Store`, for sessions that outlive
  * their connection (3.1.1 Clean Session 0, v5 Session Expiry > 0) and for
- * retained messages; clean sessions never reach it. It knows which session,
- * delivery and message already has rows (`stored` flags) and counts message
- * references, so a payload is stored once however many queues hold it and
- * its row goes with the last reference (DESIGN.md 3).
+ * retained messages; clean sessions never reach it. A payload is stored once
+ * however many queues hold it, and its row goes with the last reference
+ * (DESIGN.md 3).
+ *
+ * On a durable store, changes are not written when they happen: they are
+ * recorded as ops, in order, and applied at a commit point (a store in
+ * memory is written through at once). That lets a change cancel
+ * an earlier one that was never applied: a delivery acknowledged before its
+ * insert was applied costs no statement at all, and neither does its
+ * message once the last reference goes (the common case for online
+ * subscribers: four statements per message become none).
+ *
+ * Epochs: every op belongs to the open epoch. `commit()` applies every op and
+ * commits; `commitPrevious()` applies and commits only the epoch before the
+ * open one and opens a new one, so the ops of the last turn stay cancellable
+ * one turn longer. The broker holds each acknowledgement back until the
+ * epoch it depends on is committed (`committedEpoch`), so "acknowledged"
+ * still means "stored" (or delivered and acknowledged, which needs nothing).
+ *
+ * Delivery and message ops read the live objects when applied (the latest
+ * state of a delivery is what gets written, however often it changed);
+ * session, subscription, inbound and retained ops carry their values.
  */
 import type { Delivery, Message } from "./message.ts";
 import type { Session } from "./session.ts";
-import type { Snapshot, Store } from "./store.ts";
+import type { Snapshot, Store, StoredSession, StoredSubscription } from "./store.ts";
 import type { Subscription } from "./topic-tree.ts";
 
+const enum K {
+  AddMessage,
+  DeleteMessage,
+  SaveDelivery,
+  DeleteDelivery,
+  SaveSession,
+  DeleteSession,
+  SaveSubscription,
+  DeleteSubscription,
+  SetRetained,
+  DeleteRetained,
+  AddInbound,
+  DeleteInbound,
+}
+
+/** One recorded change. `dead` ops were cancelled before being applied. */
+class Op {
+  dead = false;
+  constructor(
+    readonly kind: K,
+    /** Client ID, topic, or message id (DeleteMessage), by kind. */
+    readonly key: string | number,
+    /** The live object or the values to write, by kind. */
+    readonly ref: Message | Delivery | StoredSession | StoredSubscription | number | string | null,
+  ) {}
+}
+
 export class Journal {
-  constructor(readonly store: Store) {}
+  private ops: Op[] = [];
+  private prev: Op[] = [];
+  /** The epoch new ops belong to. */
+  openEpoch = 1;
+  /** Every op of this epoch and before is committed. */
+  committedEpoch = 0;
+  /** Pending inbound QoS 2 adds, by "clientId\0packetId", so a PUBREL before the commit cancels the pair. */
+  private readonly pendingInbound = new Map<string, Op>();
+
+  constructor(
+    readonly store: Store,
+    /**
+     * Record ops and apply them at commit points (a durable store, where a
+     * statement costs); otherwise write through as each change happens.
+     */
+    private readonly deferred = store.durable,
+  ) {}
+
+  /** Ops recorded and not yet committed (acknowledgements must wait for them). */
+  get pending(): boolean {
+    return this.ops.length > 0 || this.prev.length > 0;
+  }
+
+  /** The open epoch has ops (this turn changed durable state). */
+  get openHasOps(): boolean {
+    return this.ops.length > 0;
+  }
+
+  /** Ops recorded in the open epoch. */
+  get openOps(): number {
+    return this.ops.length;
+  }
+
+  /** Record an op; returns it while it is pending, null when it was written through at once. */
+  private push(kind: K, key: string | number, ref: Op["ref"]): Op | null {
+    const op = new Op(kind, key, ref);
+    if (!this.deferred) {
+      this.applyOne(op);
+      return null;
+    }
+    this.ops.push(op);
+    return op;
+  }
+
+  // ---- recording ---------------------------------------------------------
 
   /** Write a persistent session's row; a session that is no longer persistent leaves the store. */
   saveSession(s: Session): void {
@@ -21,7 +110,7 @@ export class Journal {
       this.deleteSession(s);
       return;
     }
-    this.store.saveSession({
+    const row: StoredSession = {
       clientId: s.id,
       version: s.version,
       expiryInterval: s.expiryInterval,
@@ -29,79 +118,89 @@ export class Journal {
       connected: s.conn !== null,
       will: s.will,
       willAt: s.willAt,
-    });
+    };
+    this.push(K.SaveSession, s.id, row);
     if (!s.stored) {
       // Becoming stored: write what it already holds.
       s.stored = true;
       for (const sub of s.subs.values()) this.saveSubscription(s, sub);
       for (const d of s.inflight.ordered()) this.saveDelivery(s, d);
       for (const d of s.queue.toArray()) this.saveDelivery(s, d);
-      for (const id of s.inboundQos2) this.store.addInbound(s.id, id);
+      for (const id of s.inboundQos2) this.addInbound(s, id);
     }
   }
 
-  /** Remove a session's rows and release its references to stored messages. */
+  /** Remove a session's rows (the store deletes its deliveries with it) and release its message references. */
   deleteSession(s: Session): void {
     if (!s.stored) return;
     s.stored = false;
-    this.store.deleteSession(s.id);
-    for (const d of s.inflight.ordered()) this.unrefDelivery(d);
-    for (const d of s.queue.toArray()) this.unrefDelivery(d);
+    this.push(K.DeleteSession, s.id, null);
+    for (const d of s.inflight.ordered()) this.forgetDelivery(d);
+    for (const d of s.queue.toArray()) this.forgetDelivery(d);
+    const prefix = `${s.id}\u0000`;
+    for (const [k, op] of this.pendingInbound) {
+      if (k.startsWith(prefix)) {
+        op.dead = true;
+        this.pendingInbound.delete(k);
+      }
+    }
   }
 
   saveSubscription(s: Session, sub: Subscription<Session>): void {
     if (!s.stored) return;
-    this.store.saveSubscription({ clientId: s.id, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, rap: sub.rap, rh: sub.rh, subId: sub.subId });
+    this.push(K.SaveSubscription, s.id, { clientId: s.id, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, rap: sub.rap, rh: sub.rh, subId: sub.subId });
   }
 
   deleteSubscription(s: Session, filter: string): void {
-    if (s.stored) this.store.deleteSubscription(s.id, filter);
+    if (s.stored) this.push(K.DeleteSubscription, s.id, filter);
   }
 
-  /** Insert or update a delivery row of a stored session. */
+  /** Insert or update a delivery row of a stored session (the latest state is written when applied). */
   saveDelivery(s: Session, d: Delivery): void {
     if (!s.stored) return;
     if (!d.stored) {
       this.refMessage(d.msg);
       d.stored = true;
     }
-    this.store.saveDelivery({
-      clientId: s.id,
-      seq: d.seq,
-      messageId: d.msg.storeId,
-      packetId: d.packetId,
-      qos: d.qos,
-      retain: d.retain,
-      released: d.released,
-      subIds: d.subIds === null ? null : [...d.subIds],
-    });
+    if (d.jop === null) d.jop = this.push(K.SaveDelivery, s.id, d);
   }
 
-  /** A delivery is finished (acknowledged, expired, too large): drop its row. */
+  /** A delivery is finished (acknowledged, expired, too large): drop its row, or its insert if never applied. */
   dropDelivery(s: Session, d: Delivery): void {
     if (!d.stored) return;
-    this.store.deleteDelivery(s.id, d.seq);
-    this.unrefDelivery(d);
+    if (d.row) this.push(K.DeleteDelivery, s.id, d.seq);
+    this.forgetDelivery(d);
   }
 
   addInbound(s: Session, packetId: number): void {
-    if (s.stored) this.store.addInbound(s.id, packetId);
+    if (!s.stored) return;
+    const op = this.push(K.AddInbound, s.id, packetId);
+    if (op !== null) this.pendingInbound.set(`${s.id}\u0000${packetId}`, op);
   }
 
   deleteInbound(s: Session, packetId: number): void {
-    if (s.stored) this.store.deleteInbound(s.id, packetId);
+    if (!s.stored) return;
+    const key = `${s.id}\u0000${packetId}`;
+    const add = this.pendingInbound.get(key);
+    if (add !== undefined) {
+      // PUBREL before the PUBLISH's id was applied: neither is written.
+      add.dead = true;
+      this.pendingInbound.delete(key);
+      return;
+    }
+    this.push(K.DeleteInbound, s.id, packetId);
   }
 
   /** `msg` became its topic's retained message, replacing `prev`. */
   setRetained(msg: Message, prev: Message | null): void {
     this.refMessage(msg);
-    this.store.setRetained(msg.topic, msg.storeId);
+    this.push(K.SetRetained, msg.topic, msg);
     if (prev !== null) this.unrefMessage(prev);
   }
 
   /** The retained message `prev` of `topic` was deleted (or expired). */
   deleteRetained(topic: string, prev: Message): void {
-    this.store.deleteRetained(topic);
+    this.push(K.DeleteRetained, topic, null);
     this.unrefMessage(prev);
   }
 
@@ -114,42 +213,139 @@ export class Journal {
     return this.store.load();
   }
 
+  // ---- commit points -----------------------------------------------------
+
+  /** Apply every recorded op and commit (one group commit). */
   commit(): void {
+    const prev = this.prev;
+    const ops = this.ops;
+    this.prev = [];
+    this.ops = [];
+    this.apply(prev);
+    this.apply(ops);
     this.store.commit();
+    this.committedEpoch = this.openEpoch;
+    this.openEpoch++;
+  }
+
+  /**
+   * Apply and commit the epoch before the open one; the open epoch's ops stay
+   * cancellable until the next commit point.
+   */
+  commitPrevious(): void {
+    const prev = this.prev;
+    this.prev = this.ops;
+    this.ops = [];
+    this.apply(prev);
+    this.store.commit();
+    this.committedEpoch = this.openEpoch - 1;
+    this.openEpoch++;
   }
 
   close(): void {
+    this.commit();
     this.store.close();
   }
 
-  private unrefDelivery(d: Delivery): void {
+  private apply(ops: Op[]): void {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (!op.dead) this.applyOne(op);
+    }
+  }
+
+  private applyOne(op: Op): void {
+    const st = this.store;
+    switch (op.kind) {
+      case K.AddMessage: {
+        const m = op.ref as Message;
+        m.jop = null;
+        m.storeId = st.addMessage({ topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, props: m.props, expiresAt: m.expiresAt, origin: m.origin });
+        break;
+      }
+      case K.DeleteMessage:
+        st.deleteMessage(op.key as number);
+        break;
+      case K.SaveDelivery: {
+        const d = op.ref as Delivery;
+        d.jop = null;
+        d.row = true;
+        st.saveDelivery({
+          clientId: op.key as string,
+          seq: d.seq,
+          messageId: d.msg.storeId,
+          packetId: d.packetId,
+          qos: d.qos,
+          retain: d.retain,
+          released: d.released,
+          subIds: d.subIds === null ? null : [...d.subIds],
+        });
+        break;
+      }
+      case K.DeleteDelivery:
+        st.deleteDelivery(op.key as string, op.ref as number);
+        break;
+      case K.SaveSession:
+        st.saveSession(op.ref as StoredSession);
+        break;
+      case K.DeleteSession:
+        st.deleteSession(op.key as string);
+        break;
+      case K.SaveSubscription:
+        st.saveSubscription(op.ref as StoredSubscription);
+        break;
+      case K.DeleteSubscription:
+        st.deleteSubscription(op.key as string, op.ref as string);
+        break;
+      case K.SetRetained: {
+        // 0: the message was replaced before its insert was applied; a later op sets the topic.
+        const id = (op.ref as Message).storeId;
+        if (id !== 0) st.setRetained(op.key as string, id);
+        break;
+      }
+      case K.DeleteRetained:
+        st.deleteRetained(op.key as string);
+        break;
+      case K.AddInbound:
+        this.pendingInbound.delete(`${op.key}\u0000${op.ref}`);
+        st.addInbound(op.key as string, op.ref as number);
+        break;
+      case K.DeleteInbound:
+        st.deleteInbound(op.key as string, op.ref as number);
+        break;
+    }
+  }
+
+  // ---- references --------------------------------------------------------
+
+  /** The journal lets go of a delivery: its pending write is cancelled, its message reference released. */
+  private forgetDelivery(d: Delivery): void {
     if (!d.stored) return;
     d.stored = false;
+    d.row = false;
+    if (d.jop !== null) {
+      d.jop.dead = true;
+      d.jop = null;
+    }
     this.unrefMessage(d.msg);
   }
 
-  /** Messages are stored once and shared; the last reference deletes the row. */
+  /** Messages are stored once and shared; the first reference records the insert. */
   private refMessage(m: Message): void {
-    if (m.storeId === 0) {
-      m.storeId = this.store.addMessage({
-        topic: m.topic,
-        payload: m.payload,
-        qos: m.qos,
-        retain: m.retain,
-        props: m.props,
-        expiresAt: m.expiresAt,
-        origin: m.origin,
-      });
-    }
+    if (m.storeId === 0 && m.jop === null) m.jop = this.push(K.AddMessage, "", m);
     m.storeRefs++;
   }
 
+  /** The last reference deletes the row, or cancels its insert if it was never applied. */
   private unrefMessage(m: Message): void {
-    if (m.storeId === 0) return;
-    if (--m.storeRefs <= 0) {
-      this.store.deleteMessage(m.storeId);
+    if (--m.storeRefs > 0) return;
+    m.storeRefs = 0;
+    if (m.jop !== null) {
+      (m.jop as Op).dead = true;
+      m.jop = null;
+    } else if (m.storeId !== 0) {
+      this.push(K.DeleteMessage, m.storeId, null);
       m.storeId = 0;
-      m.storeRefs = 0;
     }
   }
 }

@@ -16,6 +16,8 @@ export class Message {
   storeId = 0;
   /** How many store rows reference it; lets the store drop unreferenced payloads. */
   storeRefs = 0;
+  /** Its insert, recorded in the journal and not applied yet (journal.ts), or null. */
+  jop: object | null = null;
   /** Order of publication in this process (0 = restored); retained-sender.ts compares it with a subscription's start. */
   serial = 0;
   /** The retained-delivery job that last sent it (retained-sender.ts), 0 = none. */
@@ -59,8 +61,12 @@ export class Delivery {
   released = false;
   /** Order within the session (assigned when the session takes it), for in-order resend and restore. */
   seq = 0;
-  /** A row for it exists in the store. */
+  /** The journal tracks it (it holds a reference to its message's row). */
   stored = false;
+  /** Its row has been written to the store (an insert may still be pending otherwise). */
+  row = false;
+  /** Its latest state, recorded in the journal and not applied yet (journal.ts), or null. */
+  jop: { dead: boolean } | null = null;
 
   constructor(
     readonly msg: Message,

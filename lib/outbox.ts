@@ -11,7 +11,8 @@
  * - Over the bound, an online subscriber holds back the publisher whose
  *   message overflowed it (its reading pauses at that packet) until the
  *   queue drains to half: nothing acknowledged is dropped while the
- *   subscriber makes progress.
+ *   subscriber makes progress. A publisher that itself holds others back is
+ *   not held (a cycle of clients publishing to each other would deadlock).
  * - A subscriber that makes no progress (no acknowledgement) for
  *   limits.maxPublisherStallMs is stuck: its overflow is dropped (counted),
  *   the publishers resume, and later overflow is dropped at once until the
@@ -27,7 +28,7 @@ import { State } from "./conn-state.ts";
 import type { Connection } from "./connection.ts";
 import { Drop } from "./drops.ts";
 import { Delivery, type Message, type QoS } from "./message.ts";
-import { PUBREL, writeAck } from "./protocol/fast-codec.ts";
+import { PUBREL } from "./protocol/fast-codec.ts";
 import type { Session } from "./session.ts";
 import type { SharedGroup } from "./topic-tree.ts";
 
@@ -72,9 +73,10 @@ export class Outbox {
       }
       return this.enqueue(s, d, origin);
     }
-    // Offline: QoS 1/2 wait in the session ([MQTT-3.1.2-5] 3.1.1); QoS 0 is not queued.
+    // Offline: QoS 1/2 wait in the session ([MQTT-3.1.2-5] 3.1.1); QoS 0 is not queued, by
+    // policy, which is not a drop.
     if (qos > 0 && s.persistent) return this.enqueue(s, new Delivery(msg, qos, retain, subIds, group), null);
-    return false;
+    return true;
   }
 
   /** Queue a delivery under the queue policy (module comment). */
@@ -90,7 +92,11 @@ export class Outbox {
         this.broker.drops.count(Drop.QueueFull, s.id);
         return false;
       }
-      if (origin !== null && origin !== conn && origin.state === State.Active && lim.maxPublisherStallMs > 0) this.hold(s, origin);
+      // A publisher that itself holds others back is not held: two clients publishing to each
+      // other would otherwise each stop reading the acknowledgements the other waits for.
+      if (origin !== null && origin !== conn && origin.state === State.Active && lim.maxPublisherStallMs > 0 && origin.session?.blockers == null) {
+        this.hold(s, origin);
+      }
     }
     d.seq = s.seq++;
     q.push(d);
@@ -242,7 +248,7 @@ export class Outbox {
 
   private resendOne(s: Session, conn: Connection, d: Delivery): void {
     if (d.released) {
-      writeAck(conn.out, PUBREL, d.packetId, 0, conn.v5);
+      conn.ack(PUBREL, d.packetId);
     } else if (!conn.writePublish(d.msg, d.qos, d.packetId, true, d.retain, d.subIds, this.broker.now())) {
       // Too large for this client: treated as delivered ([MQTT-3.1.2-25] 5).
       this.broker.drops.count(Drop.TooLarge, s.id);

@@ -81,6 +81,7 @@ export function restore(broker: Broker): void {
     d.packetId = x.packetId;
     d.released = x.released;
     d.stored = true;
+    d.row = true;
     broker.journal.countRestoredRef(msg);
     if (x.seq >= s.seq) s.seq = x.seq + 1;
     if (d.packetId !== 0) s.inflight.add(d);
@@ -94,7 +95,7 @@ export function restore(broker: Broker): void {
   }
   for (const s of dueWills) broker.fireWill(s);
   tick(broker, now); // sessions that expired while the broker was down end now
-  store.commit();
+  broker.journal.commit();
   if (snap.sessions.length + snap.retained.length > 0) {
     log.info("state restored", { from: store.description, sessions: broker.sessions.size, retained: broker.retainedCount, queued: snap.deliveries.length });
   }

@@ -73,7 +73,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
       await Bun.sleep(20);
       for (const l of listeners) l.stop(true);
       try {
-        store.close(); // commit + WAL checkpoint
+        broker.journal.close(); // apply what is recorded, commit, WAL checkpoint
       } catch (err) {
         log.error("closing the store failed", { err });
       }

@@ -70,6 +70,7 @@ function exitOnStorageFailure(err: unknown): never {
 
 export class SqliteStore implements Store {
   readonly description: string;
+  readonly durable: boolean;
   private readonly db!: Database;
   private inTx = false;
   private readonly s: Record<string, Statement>;
@@ -80,6 +81,7 @@ export class SqliteStore implements Store {
 
   constructor(path: string, opts: SqliteOptions = { synchronous: "normal" }) {
     this.description = `sqlite:${path}`;
+    this.durable = path !== ":memory:";
     this.onFatal = opts.onFatal ?? exitOnStorageFailure;
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });

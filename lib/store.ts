@@ -75,6 +75,8 @@ export interface Snapshot {
 export interface Store {
   /** Where the data lives, for logs. */
   readonly description: string;
+  /** Writes outlive the process (a file), so they are worth saving: not in memory. */
+  readonly durable: boolean;
   /** Store a message's bytes once; returns its id (messages are shared by many deliveries). */
   addMessage(m: Omit<StoredMessage, "id">): number;
   deleteMessage(id: number): void;
@@ -118,6 +120,7 @@ const key = (a: string, b: string | number) => `${a}\u0000${b}`;
  */
 export class MemoryStore implements Store {
   readonly description = "memory";
+  readonly durable = false;
   constructor(private readonly d: MemoryData = new MemoryData()) {}
 
   addMessage(m: Omit<StoredMessage, "id">): number {

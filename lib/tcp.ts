@@ -9,6 +9,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import type { PeerCertificate } from "node:tls";
 import type { Broker } from "./broker.ts";
 import { Connection } from "./connection.ts";
+import { listenError } from "./listen-error.ts";
 import { log } from "./log.ts";
 import type { Transport } from "./transport.ts";
 
@@ -52,7 +53,16 @@ export class TcpTransport implements Transport {
   }
 }
 
+/** Listen on opts.host:opts.port; a failure is a ListenError with a one-line message (port in use, ...). */
 export function startTcpListener(opts: TcpListenerOptions, broker: Broker): TCPSocketListener<Connection> {
+  try {
+    return listen(opts, broker);
+  } catch (err) {
+    throw listenError(err, opts.host, opts.port);
+  }
+}
+
+function listen(opts: TcpListenerOptions, broker: Broker): TCPSocketListener<Connection> {
   return Bun.listen<Connection>({
     hostname: opts.host,
     port: opts.port,

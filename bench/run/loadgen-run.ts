@@ -5,23 +5,14 @@
  * its log file, and the result parsed from its JSON line, with the check
  * counters that failed gathered into a one-line note.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Endpoint } from "./brokers.ts";
-import { C_SRC_CANDIDATES, die, LOADGEN_TS } from "./env.ts";
+import { LOADGEN_TS } from "./env.ts";
 import type { ScenarioDef } from "./matrix.ts";
 import type { Options } from "./options.ts";
 
-export function cLoadgen(): string {
-  const p = process.env.LOADGEN || "/tmp/mqtt-loadgen";
-  if (existsSync(p)) return p;
-  const src = C_SRC_CANDIDATES.find((s) => existsSync(s));
-  if (!src) die(`C loadgen not found at ${p} and no loadgen.c to build it from`);
-  console.error(`bench: building ${p} from ${src}`);
-  const r = Bun.spawnSync(["gcc", "-O2", "-o", p, src], { stderr: "inherit" });
-  if (r.exitCode !== 0 || !existsSync(p)) die(`could not build ${p}`);
-  return p;
-}
+export { cLoadgen } from "./env.ts";
 
 export type Json = Record<string, number | string>;
 

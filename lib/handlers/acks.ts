@@ -5,7 +5,7 @@
  * QoS 2 delivery into PUBREL-pending; PUBREL releases an inbound QoS 2 id.
  */
 import type { Connection } from "../connection.ts";
-import { type ack, PUBCOMP, PUBREL, writeAck } from "../protocol/fast-codec.ts";
+import { type ack, PUBCOMP, PUBREL } from "../protocol/fast-codec.ts";
 import { RC } from "../protocol/reason-codes.ts";
 
 type Ack = typeof ack;
@@ -27,8 +27,7 @@ export function handlePubRec(conn: Connection, a: Ack): void {
   const d = s.inflight.get(a.packetId);
   if (d === undefined || d.qos !== 2) {
     // Unknown id: answer PUBREL so the client can finish (v5 0x92 Packet Identifier not found).
-    writeAck(conn.out, PUBREL, a.packetId, RC.PACKET_IDENTIFIER_NOT_FOUND, conn.v5);
-    conn.markDirty();
+    conn.ack(PUBREL, a.packetId, RC.PACKET_IDENTIFIER_NOT_FOUND);
     return;
   }
   if (a.reason >= 0x80) {
@@ -36,8 +35,7 @@ export function handlePubRec(conn: Connection, a: Ack): void {
     return;
   }
   conn.broker.outbox.releaseDelivery(s, d);
-  writeAck(conn.out, PUBREL, a.packetId, 0, conn.v5);
-  conn.markDirty();
+  conn.ack(PUBREL, a.packetId);
 }
 
 /** QoS 2 done: PUBCOMP frees the id ([MQTT-4.3.3-6] 3.1.1 / 5). */
@@ -57,6 +55,5 @@ export function handlePubRel(conn: Connection, a: Ack): void {
   const s = conn.session!;
   const known = s.inboundQos2.delete(a.packetId);
   if (known) conn.broker.journal.deleteInbound(s, a.packetId);
-  writeAck(conn.out, PUBCOMP, a.packetId, known ? 0 : RC.PACKET_IDENTIFIER_NOT_FOUND, conn.v5);
-  conn.markDirty();
+  conn.ack(PUBCOMP, a.packetId, known ? 0 : RC.PACKET_IDENTIFIER_NOT_FOUND);
 }

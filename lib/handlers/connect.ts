@@ -266,7 +266,8 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
   broker.attach(conn, session);
   broker.journal.saveSession(session); // committed before CONNACK leaves (group commit)
 
-  // 3. CONNACK (the first packet we send, [MQTT-3.2.0-1]).
+  // 3. CONNACK (the first packet we send, [MQTT-3.2.0-1]); it waits for the session's commit.
+  conn.holdForCommit();
   conn.state = State.Active;
   conn.connackSent = true;
   if (conn.v5) {

@@ -8,7 +8,7 @@
 import type { Connection } from "../connection.ts";
 import { Message } from "../message.ts";
 import { Routed } from "../router.ts";
-import { PUBACK, PUBREC, type PublishFields, writeAck } from "../protocol/fast-codec.ts";
+import { PUBACK, PUBREC, type PublishFields } from "../protocol/fast-codec.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { topicNameError } from "../protocol/validate.ts";
 import { InboundAliases } from "../topic-aliases.ts";
@@ -41,8 +41,7 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   const id = f.packetId;
   if (qos === 2) {
     if (s.inboundQos2.has(id)) {
-      writeAck(conn.out, PUBREC, id, 0, v5); // exactly once: answer again, do not route again
-      conn.markDirty();
+      conn.ack(PUBREC, id); // exactly once: answer again, do not route again
       return;
     }
     // More unreleased QoS 2 messages than our Receive Maximum: v5 §3.3.4 DISCONNECT 0x93.
@@ -54,8 +53,7 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   // Clients may not inject broker status topics (v5 §4.7.2: $ topics are the server's).
   if (topic === "$SYS" || topic.startsWith("$SYS/")) {
     if (qos > 0) {
-      writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, v5 ? RC.NOT_AUTHORIZED : 0, v5);
-      conn.markDirty();
+      conn.ack(qos === 1 ? PUBACK : PUBREC, id, v5 ? RC.NOT_AUTHORIZED : 0);
     }
     return;
   }
@@ -90,7 +88,6 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
       s.inboundQos2.delete(id);
       broker.journal.deleteInbound(s, id);
     }
-    writeAck(conn.out, qos === 1 ? PUBACK : PUBREC, id, rc, v5);
-    conn.markDirty();
+    conn.ack(qos === 1 ? PUBACK : PUBREC, id, rc);
   }
 }

@@ -198,6 +198,33 @@ describe("bad configuration exits 2 with a clear message", () => {
   });
 });
 
+describe("a flag does not let an invalid file through (the file is validated on its own first)", () => {
+  const cases: [string, object, string[], string[]][] = [
+    ["listener port of the wrong type, --port given", { listeners: [{ port: "x" }] }, ["--port", "1"], ["listeners.0.port"]],
+    ["listener port out of range, --port given", { listeners: [{ host: "127.0.0.1", port: 99999 }] }, ["--port", "0"], ["listeners.0.port"]],
+    ["listeners not a list, --port given", { listeners: "x" }, ["--port", "0"], ["listeners:"]],
+    ["listener host empty, --host given", { listeners: [{ host: "", port: 0 }] }, ["--host", "127.0.0.1"], ["listeners.0.host"]],
+    ["bad logLevel, --log-level given", { logLevel: "loud" }, ["--log-level", "info"], ["logLevel"]],
+    ["bad persistence.path, --data given", { persistence: { path: 5 } }, ["--data", ":memory:"], ["persistence.path"]],
+    ["unknown key beside an overridden field", { listeners: [{ port: "x", bogus: true }] }, ["--port", "1"], ["listeners.0.port", "listeners.0.bogus"]],
+    ["unknown listener list key, --port given", { listeners: { first: { port: 1 } } }, ["--port", "0"], ["listeners"]],
+  ];
+  for (const [name, content, flags, paths] of cases) {
+    test(`${name}: exit 2 naming ${paths.join(", ")} and the file`, async () => {
+      const path = configFile(`flag-over-bad-${name.replace(/\W+/g, "-")}.json`, content);
+      const args = ["--config", path, ...flags];
+      if (!flags.includes("--data")) args.push("--data", ":memory:");
+      if (!flags.includes("--port")) args.push("--port", "0");
+      const p = Proc.start(args);
+      expect(await p.exitCode()).toBe(2);
+      expect(p.stderr).toContain(path);
+      for (const field of paths) expect(p.stderr).toContain(field);
+      expect(p.stdout).not.toMatch(LISTENING);
+      expectNoStack(p.stderr);
+    }, 15_000); // beyond exitCode's own 10 s, which kills a broker that wrongly started
+  }
+});
+
 describe("bad flags exit 2", () => {
   for (const args of [
     ["--port", "abc"],
@@ -221,11 +248,103 @@ describe("bad flags exit 2", () => {
     expect(p.stderr).toMatch(/port/);
   });
 
+  // The message names the flag the user typed, not the config field it fills in (listeners.0.port).
+  const named: [string[], string][] = [
+    [["--port", "abc"], "--port: expected an integer 0-65535"],
+    [["--port", "70000"], "--port: expected an integer 0-65535"],
+    [["--port=-1"], "--port: expected an integer 0-65535"],
+    [["--port", "1.5"], "--port: expected an integer 0-65535"],
+    [["--port", ""], "--port: expected an integer 0-65535"],
+    [["--log-level", "loud"], "--log-level: expected one of error, warn, info, debug"],
+    [["--data", ""], "--data: expected a file path, or :memory:"],
+    [["--host", ""], "--host: expected a host name or IP address"],
+  ];
+  for (const [args, message] of named) {
+    test(`${JSON.stringify(args.join(" "))}: one line naming the flag`, async () => {
+      const p = Proc.start(args[0] === "--data" ? args : [...args, "--data", ":memory:"]);
+      expect(await p.exitCode()).toBe(2);
+      expect(p.stderr).toBe(`bunmq: ${message}\n`);
+      expect(p.stdout).not.toMatch(LISTENING);
+    });
+  }
+
+  test("a valid file does not excuse an invalid flag: --port 70000 still names --port", async () => {
+    const path = configFile("valid-for-flag.json", { listeners: [{ host: "127.0.0.1", port: 0 }] });
+    const p = Proc.start(["--config", path, "--port", "70000", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toBe("bunmq: --port: expected an integer 0-65535\n");
+  });
+
   test("an unknown flag prints usage", async () => {
     const p = Proc.start(["--bogus"]);
     expect(await p.exitCode()).toBe(2);
     expect(p.stderr).toContain("bogus");
     expect(p.stderr).toMatch(/usage: bunmq/);
+  });
+});
+
+describe("the listening address cannot be used: one line, exit 1", () => {
+  /** A listener held by this test process, so that the broker's bind fails. */
+  function occupy(hostname: string) {
+    return Bun.listen({ hostname, port: 0, socket: { data() {} } });
+  }
+
+  test("port already in use (127.0.0.1): names host:port and EADDRINUSE", async () => {
+    const busy = occupy("127.0.0.1");
+    try {
+      const p = Proc.start(["--port", String(busy.port), "--data", ":memory:"]);
+      expect(await p.exitCode()).toBe(1);
+      expect(p.stderr).toBe(`bunmq: 127.0.0.1:${busy.port} is already in use (EADDRINUSE); another broker? use --port\n`);
+      expect(p.stdout).not.toMatch(LISTENING);
+    } finally {
+      busy.stop(true);
+    }
+  });
+
+  test("port already in use (::1): the IPv6 address is bracketed", async () => {
+    let busy;
+    try {
+      busy = occupy("::1");
+    } catch {
+      console.warn("skipped: no IPv6 loopback here");
+      return;
+    }
+    try {
+      const p = Proc.start(["--host", "::1", "--port", String(busy.port), "--data", ":memory:"]);
+      expect(await p.exitCode()).toBe(1);
+      expect(p.stderr).toBe(`bunmq: [::1]:${busy.port} is already in use (EADDRINUSE); another broker? use --port\n`);
+    } finally {
+      busy.stop(true);
+    }
+  });
+
+  test("an address this machine does not have (192.0.2.1, TEST-NET-1): EADDRNOTAVAIL, names --host", async () => {
+    const p = Proc.start(["--host", "192.0.2.1", "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(1);
+    expect(p.stderr).toMatch(/^bunmq: cannot listen on 192\.0\.2\.1:0: not an address of this machine \(EADDRNOTAVAIL\); .*--host.*\n$/);
+    expect(p.stderr.split("\n").length).toBe(2);
+  });
+
+  test("a host name that does not resolve: names it, no stack", async () => {
+    const p = Proc.start(["--host", "no-such-host.invalid", "--port", "0", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(1);
+    expect(p.stderr).toMatch(/^bunmq: cannot listen on no-such-host\.invalid:0: .*--host.*\n$/);
+    expectNoStack(p.stderr);
+  });
+
+  test("a privileged port as an unprivileged user: EACCES, says why", async () => {
+    // As root every port is allowed, so a root test run drops to nobody with setpriv(1).
+    const from = await Bun.file("/proc/sys/net/ipv4/ip_unprivileged_port_start").text().catch(() => "1024");
+    if (Number(from.trim()) <= 1) return void console.warn("skipped: every port is unprivileged here");
+    const asUser = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+    const run = (args: string[]) =>
+      new Proc(Bun.spawn([...asUser, process.execPath, "broker.ts", ...args], { cwd: ROOT, env: { ...process.env, HOME: tmpdir() }, stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+    // Only meaningful if that user can run the broker at all (setpriv present, the checkout readable).
+    const help = run(["--help"]);
+    if ((await help.exitCode()) !== 0) return void console.warn(`skipped: cannot run the broker unprivileged: ${help.stderr}`);
+    const p = run(["--port", "1", "--data", ":memory:"]);
+    expect(await p.exitCode()).toBe(1);
+    expect(p.stderr).toMatch(/^bunmq: cannot listen on 127\.0\.0\.1:1: permission denied \(EACCES\); .*1024.*--port.*\n$/);
   });
 });
 

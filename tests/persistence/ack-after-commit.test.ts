@@ -73,12 +73,12 @@ describe("no acknowledgement on the wire before its commit (durability \"ack\")"
       pub.publish("a/1", "one", 1, 1);
       await settle();
       expect(pub.conn.waitingDrain).toBe(true);
-      expect(store.uncommitted).toBe(false);
+      expect(h.broker.journal.pending).toBe(false);
 
-      // In one event-loop turn: message 2 arrives (its rows are written, not committed,
+      // In one event-loop turn: message 2 arrives (its rows are recorded, not committed,
       // its PUBACK encoded) and then the socket drains.
       pub.publish("a/2", "two", 1, 2);
-      expect(store.uncommitted).toBe(true);
+      expect(h.broker.journal.pending).toBe(true); // recorded, not committed
       const before = store.commits;
       pub.transport.drain();
       await settle();
@@ -122,7 +122,7 @@ describe("no acknowledgement on the wire before its commit (durability \"ack\")"
         { cmd: "subscribe", messageId: 7, subscriptions: [{ topic: "z/#", qos: 1 }] },
         { cmd: "publish", topic: "q/2", payload: Buffer.from("y"), qos: 2, messageId: 2 },
       ]);
-      expect(store.uncommitted).toBe(true);
+      expect(h.broker.journal.pending).toBe(true); // recorded, not committed
       const before = store.commits;
       c.transport.drain();
       await settle();

@@ -1,13 +1,15 @@
 /**
  * lib/config.ts: the shipped example file, the defaults (every memory limit
- * finite, DESIGN.md 4), strict validation with errors that name the field
- * path, and command-line overrides winning over the file.
+ * finite, DESIGN.md 4; maxConnections derived at start), strict validation
+ * with errors that name the field path, the file validated on its own before
+ * command-line overrides win over it, and flag values checked under the
+ * flag's own name.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Config, ConfigError, loadConfig, parseConfig } from "../../lib/config.ts";
+import { type Config, ConfigError, flagOverrides, LimitsSchema, loadConfig, parseConfig } from "../../lib/config.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const EXAMPLE = join(ROOT, "config.example.json");
@@ -50,6 +52,17 @@ describe("config.example.json", () => {
     expect(Object.keys(raw.persistence).sort()).toEqual(Object.keys(defaults.persistence).sort());
     expect(Object.keys(raw.auth).sort()).toEqual(Object.keys(defaults.auth).sort());
   });
+
+  test("lists every limit of the schema except maxConnections, whose default is derived at start (the README documents it)", async () => {
+    const raw = await Bun.file(EXAMPLE).json();
+    const schemaKeys = Object.keys(LimitsSchema.shape).filter((k) => k !== "maxConnections");
+    expect(Object.keys(raw.limits).sort()).toEqual(schemaKeys.sort());
+    expect(raw.limits.maxConnectSize).toBe(65536);
+    expect(raw.limits.maxPublisherStallMs).toBe(2000);
+    const readme = await Bun.file(join(ROOT, "README.md")).text();
+    for (const k of Object.keys(LimitsSchema.shape)) expect(readme).toContain(`\`limits.${k}\``);
+    expect(readme).toMatch(/`limits\.maxConnections`[^\n]*open-file limit minus a margin/);
+  });
 });
 
 describe("defaults", () => {
@@ -67,7 +80,7 @@ describe("defaults", () => {
   test("the memory-protecting limits are present and bounded", () => {
     const memory: (keyof Config["limits"])[] = [
       "maxPacketSize",
-      "maxConnections",
+      "maxConnectSize",
       "maxClientIdLength",
       "maxTopicLevels",
       "maxInflight",
@@ -83,12 +96,40 @@ describe("defaults", () => {
     ];
     for (const k of memory) {
       const v = d.limits[k];
-      expect({ k, ok: Number.isFinite(v) && v > 0 }).toEqual({ k, ok: true });
+      expect({ k, ok: typeof v === "number" && Number.isFinite(v) && v > 0 }).toEqual({ k, ok: true });
     }
     // Sanity: a packet limit below the protocol maximum, queues that cannot hold gigabytes per session by default.
     expect(d.limits.maxPacketSize).toBeLessThan(268_435_455);
     expect(d.limits.maxQueuedBytes).toBeLessThanOrEqual(1024 * 1024 * 1024);
     expect(d.limits.maxPendingOutput).toBeLessThanOrEqual(1024 * 1024 * 1024);
+  });
+
+  test("maxConnections has no default: left out, it is derived from the open-file limit at start", () => {
+    expect(d.limits.maxConnections).toBeUndefined();
+    expect("maxConnections" in d.limits).toBe(false);
+    expect(parseConfig({ limits: { maxConnections: 5 } }).limits.maxConnections).toBe(5);
+    expect(parseConfig({ limits: { maxConnections: 10_000_000 } }).limits.maxConnections).toBe(10_000_000);
+    for (const bad of [0, 10_000_001, 1.5, "5", null]) {
+      expect(configError(() => parseConfig({ limits: { maxConnections: bad } })).message).toContain("limits.maxConnections:");
+    }
+  });
+
+  test("maxConnectSize: default 64 KiB, 64 .. 268435460", () => {
+    expect(d.limits.maxConnectSize).toBe(65536);
+    expect(parseConfig({ limits: { maxConnectSize: 64 } }).limits.maxConnectSize).toBe(64);
+    expect(parseConfig({ limits: { maxConnectSize: 268_435_460 } }).limits.maxConnectSize).toBe(268_435_460);
+    for (const bad of [63, 268_435_461, 1000.5]) {
+      expect(configError(() => parseConfig({ limits: { maxConnectSize: bad } })).message).toContain("limits.maxConnectSize:");
+    }
+  });
+
+  test("maxPublisherStallMs: default 2000, 0 (never hold a publisher back) .. 3600000", () => {
+    expect(d.limits.maxPublisherStallMs).toBe(2000);
+    expect(parseConfig({ limits: { maxPublisherStallMs: 0 } }).limits.maxPublisherStallMs).toBe(0);
+    expect(parseConfig({ limits: { maxPublisherStallMs: 3_600_000 } }).limits.maxPublisherStallMs).toBe(3_600_000);
+    for (const bad of [-1, 3_600_001, 0.5]) {
+      expect(configError(() => parseConfig({ limits: { maxPublisherStallMs: bad } })).message).toContain("limits.maxPublisherStallMs:");
+    }
   });
 
   test("loopback listener on 1883, info log, a persistence path, anonymous allowed", () => {
@@ -174,6 +215,41 @@ describe("validation errors name the field", () => {
   });
 });
 
+describe("flagOverrides: flag values are checked under the flag's name", () => {
+  test("valid values become overrides", () => {
+    expect(flagOverrides({})).toEqual({});
+    expect(flagOverrides({ host: "::1", port: "0", logLevel: "debug", data: ":memory:" })).toEqual({
+      host: "::1",
+      port: 0,
+      logLevel: "debug",
+      data: ":memory:",
+    });
+    expect(flagOverrides({ port: "65535" }).port).toBe(65535);
+    expect(flagOverrides({ port: "01883" }).port).toBe(1883);
+  });
+
+  const bad: [Parameters<typeof flagOverrides>[0], string][] = [
+    [{ port: "abc" }, "--port: expected an integer 0-65535"],
+    [{ port: "70000" }, "--port: expected an integer 0-65535"],
+    [{ port: "65536" }, "--port: expected an integer 0-65535"],
+    [{ port: "-1" }, "--port: expected an integer 0-65535"],
+    [{ port: "1.5" }, "--port: expected an integer 0-65535"],
+    [{ port: "1e3" }, "--port: expected an integer 0-65535"],
+    [{ port: " 1" }, "--port: expected an integer 0-65535"],
+    [{ port: "" }, "--port: expected an integer 0-65535"],
+    [{ logLevel: "loud" }, "--log-level: expected one of error, warn, info, debug"],
+    [{ logLevel: "" }, "--log-level: expected one of error, warn, info, debug"],
+    [{ data: "" }, "--data: expected a file path, or :memory:"],
+    [{ host: "" }, "--host: expected a host name or IP address"],
+  ];
+  for (const [flags, message] of bad) {
+    test(`${JSON.stringify(flags)} → "${message}"`, () => {
+      const e = configError(() => flagOverrides(flags));
+      expect(e.message).toBe(message);
+    });
+  }
+});
+
 describe("loadConfig: files", () => {
   test("no file: defaults", () => {
     expect(loadConfig(undefined)).toEqual(parseConfig({}));
@@ -249,11 +325,32 @@ describe("loadConfig: overrides win over the file (--host, --port, --log-level)"
     expect(configError(() => loadConfig(undefined, { logLevel: "verbose" })).message).toContain("logLevel");
   });
 
-  test("an invalid value in the file that an override replaces is no longer an error", () => {
+  test("the file is validated on its own first: an override does not hide an invalid value it replaces", () => {
     const p = file({ listeners: [{ host: "127.0.0.1", port: 99999 }] });
     expect(configError(() => loadConfig(p)).message).toContain("listeners.0.port");
-    expect(loadConfig(p, { port: 0 }).listeners[0]!.port).toBe(0);
+    const e = configError(() => loadConfig(p, { port: 0 }));
+    expect(e.message).toContain(p);
+    expect(e.message).toContain("listeners.0.port:");
   });
+
+  const hidden: [string, object, Parameters<typeof loadConfig>[1], string[]][] = [
+    ["wrong type under --port", { listeners: [{ port: "x" }] }, { port: 1 }, ["listeners.0.port:"]],
+    ["listeners not a list, under --port", { listeners: "x" }, { port: 1 }, ["listeners:"]],
+    ["empty host under --host", { listeners: [{ host: "" }] }, { host: "127.0.0.1" }, ["listeners.0.host:"]],
+    ["bad logLevel under --log-level", { logLevel: "loud" }, { logLevel: "info" }, ["logLevel:"]],
+    ["bad persistence.path under --data", { persistence: { path: 7 } }, { data: ":memory:" }, ["persistence.path:"]],
+    ["persistence not an object, under --data", { persistence: "x" }, { data: ":memory:" }, ["persistence:"]],
+    ["unknown key beside the overridden port", { listeners: [{ port: "x", prot: 1 }] }, { port: 1 }, ["listeners.0.port:", "listeners.0.prot:"]],
+    ["unknown top-level key", { listener: [{ port: 1 }] }, { port: 1 }, ["listener:"]],
+  ];
+  for (const [name, content, overrides, paths] of hidden) {
+    test(`the file's own error is reported despite the override: ${name}`, () => {
+      const p = file(content);
+      const e = configError(() => loadConfig(p, overrides));
+      expect(e.message).toContain(p);
+      for (const path of paths) expect(e.message).toContain(path);
+    });
+  }
 
   test("the data override sets persistence.path and keeps the rest of the section", () => {
     const c = loadConfig(file({ persistence: { synchronous: "full" } }), { data: "/tmp/x.db" });

@@ -12,10 +12,22 @@ import { Session } from "../../lib/session.ts";
 import { MemoryData, MemoryStore } from "../../lib/store.ts";
 import { Subscription } from "../../lib/topic-tree.ts";
 
-function setup(): { data: MemoryData; store: MemoryStore; j: Journal } {
-  const data = new MemoryData();
-  const store = new MemoryStore(data);
-  return { data, store, j: new Journal(store) };
+/**
+ * The journal writes at commit points (lib/journal.ts): reading the tables
+ * here is one, so `data` commits before every read. The cancellation tests
+ * below use the raw tables (`raw`) to see what was not written.
+ */
+function setup(deferred = true): { data: MemoryData; raw: MemoryData; store: MemoryStore; j: Journal } {
+  const raw = new MemoryData();
+  const store = new MemoryStore(raw);
+  const j = new Journal(store, deferred); // deferred: ops applied at commit points, as on SQLite
+  const data = new Proxy(raw, {
+    get(target, prop, receiver) {
+      j.commit();
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  return { data, raw, store, j };
 }
 
 function message(topic = "a/b", payload = "hello", opts: { qos?: QoS; retain?: boolean } = {}): Message {
@@ -93,6 +105,7 @@ describe("Journal: messages are stored once and reference-counted", () => {
       j.saveDelivery(s, d);
       return d;
     });
+    j.commit(); // ids are assigned when the insert is applied
     const id = msg.storeId;
     j.dropDelivery(ss[0]!, ds[0]!);
     expect(data.messages.has(id)).toBe(true);
@@ -117,10 +130,12 @@ describe("Journal: messages are stored once and reference-counted", () => {
     const msg = message();
     const d1 = enqueue(s, msg);
     j.saveDelivery(s, d1);
+    j.commit(); // ids are assigned when the insert is applied
     const first = msg.storeId;
     j.dropDelivery(s, d1);
     const d2 = enqueue(s, msg);
     j.saveDelivery(s, d2);
+    j.commit();
     expect(msg.storeId).not.toBe(0);
     expect(msg.storeId).not.toBe(first);
     expect([...data.messages.keys()]).toEqual([msg.storeId]);
@@ -144,6 +159,7 @@ describe("Journal: messages are stored once and reference-counted", () => {
     j.dropDelivery(ss[1]!, ds[1]!);
     expect(data.messages.has(msg.storeId)).toBe(true); // still retained
     expect(msg.storeRefs).toBe(1);
+    j.commit(); // ids are assigned when the insert is applied
     const id = msg.storeId;
     j.deleteRetained("r/t", msg);
     expect(data.retained.size).toBe(0);
@@ -158,6 +174,7 @@ describe("Journal: messages are stored once and reference-counted", () => {
     const s = storedSession(j, "c1");
     const d = enqueue(s, msg);
     j.saveDelivery(s, d);
+    j.commit(); // ids are assigned when the insert is applied
     const id = msg.storeId;
     j.deleteRetained("r/t", msg);
     expect(data.retained.size).toBe(0);
@@ -172,6 +189,7 @@ describe("Journal: messages are stored once and reference-counted", () => {
     const m2 = message("r/t", "two", { retain: true });
     const m3 = message("r/t", "three", { retain: true });
     j.setRetained(m1, null);
+    j.commit(); // ids are assigned when the insert is applied
     const id1 = m1.storeId;
     j.setRetained(m2, m1);
     expect(data.messages.has(id1)).toBe(false);
@@ -183,6 +201,7 @@ describe("Journal: messages are stored once and reference-counted", () => {
     const s = storedSession(j, "c1");
     const d = enqueue(s, m2);
     j.saveDelivery(s, d);
+    j.commit(); // ids are assigned when the insert is applied
     const id2 = m2.storeId;
     j.setRetained(m3, m2);
     expect(data.retained.get("r/t")).toBe(m3.storeId);
@@ -348,6 +367,7 @@ describe("Journal: sessions becoming stored and being deleted", () => {
     j.saveDelivery(s2, enqueue(s2, both));
     j.saveSubscription(s1, sub(s1, "t/#"));
     j.addInbound(s1, 9);
+    j.commit(); // ids are assigned when the insert is applied
     const ids = { both: both.storeId, mine: mine.storeId, kept: kept.storeId };
     expect(data.messages.size).toBe(3);
 
@@ -410,15 +430,16 @@ describe("Journal: countRestoredRef", () => {
     // Write: `m` retained and queued for c1.
     const data = new MemoryData();
     {
-      const j = new Journal(new MemoryStore(data));
+      const j = new Journal(new MemoryStore(data), true);
       const m = message("r/t", "restored", { retain: true });
       j.setRetained(m, null);
       const s = storedSession(j, "c1");
       j.saveDelivery(s, enqueue(s, m));
       expect(m.storeRefs).toBe(2);
+      j.commit();
     }
     // "Restart": a new Journal over the same tables, rebuilt the way lib/restore.ts does.
-    const j = new Journal(new MemoryStore(data));
+    const j = new Journal(new MemoryStore(data), true);
     const snap = j.load();
     expect(snap.messages.length).toBe(1);
     const row = snap.messages[0]!;
@@ -433,25 +454,145 @@ describe("Journal: countRestoredRef", () => {
     const d = new Delivery(m, x.qos, x.retain, x.subIds);
     d.seq = x.seq;
     d.stored = true;
+    d.row = true; // its row exists
     j.countRestoredRef(m); // the delivery row
     s.queue.push(d);
     expect(m.storeRefs).toBe(2);
     expect(data.messages.size).toBe(1); // counting writes nothing
 
     j.dropDelivery(s, d);
+    j.commit();
     expect(data.messages.has(row.id)).toBe(true);
     expect(data.deliveries.size).toBe(0);
     // A new delivery of the restored message shares the existing row.
     const s2 = storedSession(j, "c2");
     const d2 = enqueue(s2, m);
     j.saveDelivery(s2, d2);
+    j.commit();
     expect(m.storeId).toBe(row.id);
     expect(data.messages.size).toBe(1);
     j.deleteRetained("r/t", m);
+    j.commit();
     expect(data.messages.has(row.id)).toBe(true);
     j.dropDelivery(s2, d2);
+    j.commit();
     expect(data.messages.size).toBe(0);
     expect(m.storeRefs).toBe(0);
     expect(m.storeId).toBe(0);
+  });
+});
+
+describe("Journal: changes cancelled before they are applied cost nothing", () => {
+  /** Counts the store's writes. */
+  function counting(store: MemoryStore): { n: number } {
+    const c = { n: 0 };
+    for (const m of ["addMessage", "deleteMessage", "saveDelivery", "deleteDelivery", "addInbound", "deleteInbound", "setRetained", "deleteRetained"] as const) {
+      const f = store[m].bind(store) as (...a: unknown[]) => unknown;
+      (store as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
+        c.n++;
+        return f(...a);
+      };
+    }
+    return c;
+  }
+
+  test("a delivery saved and dropped before the commit writes no delivery row and no message row", () => {
+    const { raw, store, j } = setup();
+    const s = storedSession(j, "c1");
+    j.commit();
+    const writes = counting(store);
+    const msg = message();
+    const d = enqueue(s, msg);
+    j.saveDelivery(s, d);
+    d.packetId = 5;
+    j.saveDelivery(s, d); // coalesced into the pending insert
+    j.dropDelivery(s, d); // acknowledged before the commit
+    j.commit();
+    expect(writes.n).toBe(0);
+    expect(raw.messages.size).toBe(0);
+    expect(raw.deliveries.size).toBe(0);
+    expect(msg.storeRefs).toBe(0);
+  });
+
+  test("commitPrevious leaves the last epoch's ops cancellable: saved in one turn, acknowledged in the next, never written", () => {
+    const { raw, store, j } = setup();
+    const s = storedSession(j, "c1");
+    j.commit();
+    const writes = counting(store);
+    const d = enqueue(s, message());
+    j.saveDelivery(s, d); // turn 1
+    const e1 = j.openEpoch;
+    j.commitPrevious(); // end of turn 1: nothing of turn 1 applied yet
+    expect(raw.deliveries.size).toBe(0);
+    expect(j.committedEpoch).toBe(e1 - 1);
+    j.dropDelivery(s, d); // turn 2: the ack
+    j.commitPrevious(); // end of turn 2: turn 1 is committed, with nothing left to write
+    expect(j.committedEpoch).toBe(e1);
+    expect(writes.n).toBe(0);
+    expect(raw.messages.size + raw.deliveries.size).toBe(0);
+  });
+
+  test("a delivery still unacknowledged at the next commit point is written with its latest state, then deleted by a row delete", () => {
+    const { raw, j } = setup();
+    const s = storedSession(j, "c1");
+    const msg = message();
+    const d = enqueue(s, msg);
+    j.saveDelivery(s, d);
+    j.commitPrevious();
+    d.packetId = 9; // sent meanwhile
+    j.saveDelivery(s, d);
+    j.commitPrevious();
+    expect(raw.deliveries.get(k("c1", d.seq))?.packetId).toBe(9);
+    expect(raw.messages.size).toBe(1);
+    j.dropDelivery(s, d);
+    j.commit();
+    expect(raw.deliveries.size).toBe(0);
+    expect(raw.messages.size).toBe(0);
+  });
+
+  test("an inbound QoS 2 id released by PUBREL before the commit is never written [MQTT-4.3.3-10]", () => {
+    const { raw, store, j } = setup();
+    const s = storedSession(j, "c1");
+    j.commit();
+    const writes = counting(store);
+    j.addInbound(s, 7);
+    j.deleteInbound(s, 7);
+    j.commit();
+    expect(writes.n).toBe(0);
+    expect(raw.inbound.size).toBe(0);
+    j.addInbound(s, 8);
+    j.commit();
+    expect(raw.inbound.has(k("c1", 8))).toBe(true);
+    j.deleteInbound(s, 8);
+    j.commit();
+    expect(raw.inbound.size).toBe(0);
+  });
+
+  test("a retained message replaced before its insert was applied: only the newer one is written", () => {
+    const { raw, j } = setup();
+    const m1 = message("r/t", "old", { retain: true });
+    const m2 = message("r/t", "new", { retain: true });
+    j.setRetained(m1, null);
+    j.setRetained(m2, m1);
+    j.commit();
+    expect([...raw.messages.values()].map((m) => m.payload.toString())).toEqual(["new"]);
+    expect(raw.retained.get("r/t")).toBe(m2.storeId);
+  });
+});
+
+describe("Journal: write-through on a store in memory", () => {
+  test("each change reaches the store as it happens; nothing is pending", () => {
+    const data = new MemoryData();
+    const j = new Journal(new MemoryStore(data)); // MemoryStore is not durable: written through
+    const s = storedSession(j, "c1");
+    expect(data.sessions.has("c1")).toBe(true);
+    const msg = message();
+    const d = enqueue(s, msg);
+    j.saveDelivery(s, d);
+    expect(j.pending).toBe(false);
+    expect(data.messages.get(msg.storeId)?.topic).toBe("a/b");
+    expect(data.deliveries.get(k("c1", d.seq))?.messageId).toBe(msg.storeId);
+    j.dropDelivery(s, d);
+    expect(data.deliveries.size + data.messages.size).toBe(0);
   });
 });
