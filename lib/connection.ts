@@ -35,7 +35,10 @@ import type { Message, QoS } from "./message.ts";
 import { encode, type Packet } from "./protocol/codec.ts";
 import { type TopicCache, writeAck, writePublish } from "./protocol/fast-codec.ts";
 import { Output } from "./protocol/output.ts";
-import { MqttError, RC, reasonName, v3ConnackCode } from "./protocol/reason-codes.ts";
+import { encodeConnackRefusal } from "./protocol/connack.ts";
+import { encodeDisconnect } from "./protocol/disconnect-encoder.ts";
+import { MqttError, RC, reasonName } from "./protocol/reason-codes.ts";
+import { readVarint, VARINT_INCOMPLETE, VARINT_TOO_LONG, varintEnd } from "./protocol/varint.ts";
 import type { Session } from "./session.ts";
 import type { InboundAliases, OutboundAliases } from "./topic-aliases.ts";
 import type { Transport } from "./transport.ts";
@@ -243,25 +246,13 @@ export class Connection implements TopicCache {
         return;
       }
       // Remaining Length: at most 4 bytes, each but the last with the continuation bit.
-      let rl = 0;
-      let mul = 1;
-      let p = pos + 1;
-      let complete = false;
-      for (let i = 0; i < 4 && p < n; i++) {
-        const b = buf[p++]!;
-        rl += (b & 0x7f) * mul;
-        mul *= 128;
-        if ((b & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-        if (i === 3) {
-          this.fail(new MqttError(RC.MALFORMED_PACKET, "Remaining Length longer than 4 bytes"));
-          return;
-        }
+      const rl = readVarint(buf, pos + 1, n);
+      if (rl === VARINT_INCOMPLETE) break; // header incomplete: keep the bytes
+      if (rl === VARINT_TOO_LONG) {
+        this.fail(new MqttError(RC.MALFORMED_PACKET, "Remaining Length longer than 4 bytes"));
+        return;
       }
-      if (!complete) break; // header incomplete: keep the bytes
-      const total = p - pos + rl;
+      const total = varintEnd - pos + rl;
       if (this.state === State.New && total > lim.maxConnectSize) {
         this.connectTooLarge(buf, pos, n, total);
         return;
@@ -304,9 +295,8 @@ export class Connection implements TopicCache {
 
   /** A CONNECT over limits.maxConnectSize: v5 (when its level byte has arrived) gets CONNACK 0x95. */
   private connectTooLarge(buf: Buffer, pos: number, n: number, total: number): void {
-    let p = pos + 1;
-    while (p < n && buf[p]! & 0x80) p++;
-    p++; // past the Remaining Length
+    readVarint(buf, pos + 1, n); // known complete
+    const p = varintEnd;
     if (p + 6 < n && buf[p] === 0 && buf[p + 1] === 4 && buf[p + 6] === 5) {
       this.version = 5;
       this.v5 = true;
@@ -368,10 +358,9 @@ export class Connection implements TopicCache {
       return;
     }
     const b0 = buf[start]!;
-    let p = start + 1;
-    while (buf[p++]! & 0x80);
+    readVarint(buf, start + 1, end); // known complete
     try {
-      this.broker.dispatch(this, b0 >> 4, b0 & 0x0f, buf, p, end, start);
+      this.broker.dispatch(this, b0 >> 4, b0 & 0x0f, buf, varintEnd, end, start);
     } catch (err) {
       this.fail(err);
     }
@@ -432,18 +421,12 @@ export class Connection implements TopicCache {
   refuse(code: number, why?: string, serverReference?: string): void {
     this.held = null;
     this.heldBytes = 0;
-    if (this.v5) {
-      const properties: Record<string, unknown> = {};
-      if (serverReference !== undefined && (code === RC.USE_ANOTHER_SERVER || code === RC.SERVER_MOVED)) properties.serverReference = serverReference;
-      // The Reason String is optional: left out when it would exceed the client's limit ([MQTT-3.2.2-19]).
-      if (why !== undefined && why.length <= 256 && 8 + Buffer.byteLength(why) + (serverReference?.length ?? 0) * 4 <= this.maxOutPacket) {
-        properties.reasonString = why;
-      }
-      this.sendPacket({ cmd: "connack", sessionPresent: false, reasonCode: code, properties } as Packet);
-    } else {
-      const rc = v3ConnackCode(code);
-      if (rc !== null) this.sendPacket({ cmd: "connack", sessionPresent: false, returnCode: rc } as Packet);
-    }
+    // 3.1.x: the return code when one fits, else none ([MQTT-3.2.2-6]). v5: the Reason String
+    // and Server Reference only when they fit the client's Maximum Packet Size ([MQTT-3.2.2-19]).
+    const version = this.v5 ? 5 : this.version === 3 ? 3 : 4;
+    const redirect = code === RC.USE_ANOTHER_SERVER || code === RC.SERVER_MOVED ? serverReference : undefined;
+    const bytes = encodeConnackRefusal(version, code, this.maxOutPacket, why !== undefined && why.length <= 256 ? why : undefined, redirect);
+    if (bytes !== null) this.append(bytes);
     this.close(`connect refused: ${reasonName(code)}`);
   }
 
@@ -456,7 +439,11 @@ export class Connection implements TopicCache {
    */
   sendPacket(packet: Packet): void {
     if (this.state === State.Closed) return;
-    const bytes = encode(packet, this.version === 0 ? 4 : this.version);
+    this.append(encode(packet, this.version === 0 ? 4 : this.version));
+  }
+
+  /** Append encoded control bytes (held like sendPacket's). */
+  private append(bytes: Buffer): void {
     this.holdForCommit();
     this.out.append(bytes);
     this.markDirty();
@@ -594,8 +581,8 @@ export class Connection implements TopicCache {
     if (this.state === State.Closed) return;
     if (reason !== undefined && this.v5 && this.connackSent) {
       // A Reason String goes along when it fits the client's Maximum Packet Size ([MQTT-3.14.2-3]).
-      const properties = why.length <= 256 && why.length + 16 <= this.maxOutPacket ? { reasonString: why } : undefined;
-      this.sendPacket({ cmd: "disconnect", reasonCode: reason, properties } as Packet);
+      const bytes = encodeDisconnect(reason, this.maxOutPacket, why.length <= 256 ? why : undefined);
+      if (bytes !== null) this.append(bytes);
     }
     if (log.debugEnabled) log.debug("closing connection", { client: this.clientId || undefined, remote: this.remote, why });
     this.endAfterFlush = true;

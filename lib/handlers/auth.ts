@@ -9,13 +9,11 @@
 import { State } from "../conn-state.ts";
 import type { Connection } from "../connection.ts";
 import type { AuthPacket, Packet } from "../protocol/codec.ts";
-import { AUTH_PROPS, checkProps } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { continueAuth } from "./connect.ts";
 
 export function handleAuth(conn: Connection, p: AuthPacket): void {
   const props = p.properties as Record<string, unknown> | undefined;
-  checkProps(props, AUTH_PROPS, "AUTH");
   const auth = conn.auth;
   if (auth === null) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH without an Authentication Method in CONNECT");
   const method = props?.authenticationMethod;

@@ -282,7 +282,12 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
       (x ??= {}).authenticationMethod = conn.auth.method; // [MQTT-4.12.0-5]
       if (authData !== undefined) x.authenticationData = authData;
     }
-    broker.connack.writeV5(conn.out, sessionPresent, x, conn.maxOutPacket);
+    if (!broker.connack.writeV5(conn.out, sessionPresent, x, conn.maxOutPacket)) {
+      // Not even a CONNACK without properties fits the client's Maximum Packet Size
+      // ([MQTT-3.1.2-24]): nothing can be sent to it.
+      conn.close("the client's Maximum Packet Size is too small for a CONNACK");
+      return;
+    }
   } else {
     broker.connack.writeV3(conn.out, sessionPresent);
   }

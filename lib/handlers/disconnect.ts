@@ -7,7 +7,6 @@
  */
 import type { Connection } from "../connection.ts";
 import type { DisconnectPacket } from "../protocol/codec.ts";
-import { checkProps, DISCONNECT_PROPS } from "../protocol/properties.ts";
 import { isClientDisconnectCode, MqttError, RC } from "../protocol/reason-codes.ts";
 
 export function handleDisconnect(conn: Connection, p: DisconnectPacket): void {
@@ -17,7 +16,6 @@ export function handleDisconnect(conn: Connection, p: DisconnectPacket): void {
     reason = p.reasonCode ?? 0;
     if (!isClientDisconnectCode(reason)) throw new MqttError(RC.PROTOCOL_ERROR, `DISCONNECT reason 0x${reason.toString(16)} is not a client code`);
     const props = p.properties as Record<string, unknown> | undefined;
-    checkProps(props, DISCONNECT_PROPS, "DISCONNECT");
     if (props?.serverReference !== undefined) throw new MqttError(RC.PROTOCOL_ERROR, "Server Reference from a client");
     const expiry = props?.sessionExpiryInterval as number | undefined;
     if (expiry !== undefined) {

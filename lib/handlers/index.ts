@@ -8,9 +8,8 @@
  */
 import { State } from "../conn-state.ts";
 import type { Connection } from "../connection.ts";
-import { decodeFrame, type AuthPacket, type DisconnectPacket, type SubscribePacket, type UnsubscribePacket } from "../protocol/codec.ts";
+import { decodeChecked, type AuthPacket, type DisconnectPacket, type SubscribePacket, type UnsubscribePacket } from "../protocol/codec.ts";
 import { decodeAck, decodePublish, PUBACK, PUBCOMP, PUBREC, PUBREL } from "../protocol/fast-codec.ts";
-import { checkRawProps } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { handlePubAck, handlePubComp, handlePubRec, handlePubRel } from "./acks.ts";
 import { handleAuth } from "./auth.ts";
@@ -35,9 +34,7 @@ export function dispatch(conn: Connection, type: number, flags: number, buf: Buf
     if (conn.state === State.Authenticating) {
       // During enhanced authentication only AUTH and DISCONNECT may be sent ([MQTT-3.1.2-30] 5).
       if (type === 15) {
-        const p = decodeFrame(buf.subarray(frame, end), 5) as AuthPacket;
-        if (end - body >= 2) checkRawProps(buf, body + 1, "AUTH");
-        handleAuth(conn, p);
+        handleAuth(conn, decodeChecked(type, buf, frame, body, end, 5) as AuthPacket);
         return;
       }
       if (type === 14) {
@@ -69,31 +66,20 @@ export function dispatch(conn: Connection, type: number, flags: number, buf: Buf
       if (flags !== 0 || end !== body) throw new MqttError(RC.MALFORMED_PACKET, "malformed PINGREQ");
       handlePingReq(conn);
       return;
-    case 8: {
-      const p = decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as SubscribePacket;
-      if (v5) checkRawProps(buf, body + 2, "SUBSCRIBE");
-      handleSubscribe(conn, p);
+    // The rare packets: v5 property sections are walked strictly before mqtt-packet decodes the frame (v5 §2.2.2).
+    case 8:
+      handleSubscribe(conn, decodeChecked(type, buf, frame, body, end, conn.version as 3 | 4 | 5) as SubscribePacket);
       return;
-    }
-    case 10: {
-      const p = decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as UnsubscribePacket;
-      if (v5) checkRawProps(buf, body + 2, "UNSUBSCRIBE");
-      handleUnsubscribe(conn, p);
+    case 10:
+      handleUnsubscribe(conn, decodeChecked(type, buf, frame, body, end, conn.version as 3 | 4 | 5) as UnsubscribePacket);
       return;
-    }
-    case 14: {
-      const p = decodeFrame(buf.subarray(frame, end), conn.version as 3 | 4 | 5) as DisconnectPacket;
-      if (v5 && end - body >= 2) checkRawProps(buf, body + 1, "DISCONNECT");
-      handleDisconnect(conn, p);
+    case 14:
+      handleDisconnect(conn, decodeChecked(type, buf, frame, body, end, conn.version as 3 | 4 | 5) as DisconnectPacket);
       return;
-    }
-    case 15: {
+    case 15:
       if (!v5) throw new MqttError(RC.PROTOCOL_ERROR, "AUTH is not a 3.1.1 packet");
-      const p = decodeFrame(buf.subarray(frame, end), 5) as AuthPacket;
-      if (end - body >= 2) checkRawProps(buf, body + 1, "AUTH");
-      handleAuth(conn, p);
+      handleAuth(conn, decodeChecked(type, buf, frame, body, end, 5) as AuthPacket);
       return;
-    }
     case 0:
       throw new MqttError(RC.MALFORMED_PACKET, "reserved packet type 0");
     default:

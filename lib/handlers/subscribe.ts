@@ -12,7 +12,6 @@
 import type { Connection } from "../connection.ts";
 import type { QoS } from "../message.ts";
 import type { Packet, SubscribePacket } from "../protocol/codec.ts";
-import { checkProps, SUBSCRIBE_PROPS } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { checkDecodedString, isValidFilter, parseSharedFilter } from "../protocol/validate.ts";
 import type { Session } from "../session.ts";
@@ -37,7 +36,6 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
   let subId = 0;
   if (v5) {
     const props = p.properties as Record<string, unknown> | undefined;
-    checkProps(props, SUBSCRIBE_PROPS, "SUBSCRIBE");
     if (props?.subscriptionIdentifier !== undefined) {
       subId = props.subscriptionIdentifier as number;
       if (subId === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Subscription Identifier 0"); // v5 §3.8.2.1.2

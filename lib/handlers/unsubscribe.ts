@@ -8,7 +8,6 @@
  */
 import type { Connection } from "../connection.ts";
 import type { Packet, UnsubscribePacket } from "../protocol/codec.ts";
-import { checkProps, UNSUBSCRIBE_PROPS } from "../protocol/properties.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { checkDecodedString } from "../protocol/validate.ts";
 
@@ -18,7 +17,6 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
   if (!p.messageId) throw new MqttError(RC.PROTOCOL_ERROR, "UNSUBSCRIBE with packet identifier 0");
   const filters = p.unsubscriptions;
   if (filters.length === 0) throw new MqttError(RC.PROTOCOL_ERROR, "UNSUBSCRIBE without topic filters"); // [MQTT-3.10.3-2]
-  if (conn.v5) checkProps(p.properties as Record<string, unknown> | undefined, UNSUBSCRIBE_PROPS, "UNSUBSCRIBE");
   for (const f of filters) checkDecodedString(f, "topic filter"); // [MQTT-3.10.3-1]
   const codes: number[] = [];
   for (const f of filters) codes.push(broker.unsubscribe(s, f) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);

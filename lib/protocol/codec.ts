@@ -3,13 +3,20 @@
  * The only module that imports mqtt-packet. It decodes the rare packet types
  * (SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH) from complete frames cut by
  * `Connection`, with one shared parser per protocol version, and encodes
- * what is not hand-written (refusing CONNACK, SUBACK, UNSUBACK, DISCONNECT,
- * AUTH). CONNECT, PUBLISH, the acks and the success CONNACK have hand-written
- * codecs tested against mqtt-packet. See DESIGN.md section 7 for the sharp
- * edges handled here.
+ * what is not hand-written (SUBACK, UNSUBACK, AUTH, ...). CONNECT, PUBLISH,
+ * the acks, CONNACK and the server's DISCONNECT have hand-written codecs
+ * tested against mqtt-packet. See DESIGN.md section 7 for the sharp edges
+ * handled here.
+ *
+ * Nothing mqtt-packet does with a hostile frame escapes as anything but
+ * Malformed: v5 property sections are walked strictly before it sees them
+ * (properties.ts), and whatever its parser throws or emits becomes
+ * MqttError 0x81 with the shared parser replaced.
  */
 import mqtt from "mqtt-packet";
+import { checkRawProps } from "./properties.ts";
 import { MqttError, RC } from "./reason-codes.ts";
+import { readVarint, varintEnd } from "./varint.ts";
 
 export type Packet = mqtt.Packet;
 export type ConnectPacket = mqtt.IConnectPacket;
@@ -61,7 +68,17 @@ class FrameDecoder {
   decode(frame: Buffer): Packet {
     this.packet = null;
     this.error = null;
-    const left = this.parser.parse(frame);
+    let left: number;
+    try {
+      left = this.parser.parse(frame);
+    } catch (err) {
+      // Whatever a client's bytes make the parser throw (a TypeError or
+      // RangeError from a read it did not bound) is a Malformed Packet
+      // (v5 §2.2.2.2, [MQTT-4.13.1-1]), not an internal error that closes with
+      // 0x83 and an ERROR log. The parser's state is unknown: replace it.
+      this.reset();
+      throw new MqttError(RC.MALFORMED_PACKET, `unparsable packet: ${err instanceof Error ? err.message : String(err)}`);
+    }
     const packet = this.packet as Packet | null;
     if (this.error !== null || packet === null || left !== 0) {
       const message = this.error ?? "incomplete packet";
@@ -74,9 +91,40 @@ class FrameDecoder {
 
 const decoders = { 3: new FrameDecoder(3), 4: new FrameDecoder(4), 5: new FrameDecoder(5) };
 
-/** Decode a non-hot frame on a connection that speaks `version`. */
+/**
+ * Decode one whole non-hot frame with the shared parser for `version`.
+ * Throws MqttError 0x81 for anything the parser refuses or throws on. No
+ * property checks: use `decodeChecked` for frames from a client.
+ */
 export function decodeFrame(frame: Buffer, version: 3 | 4 | 5): Packet {
   return decoders[version].decode(frame);
+}
+
+/**
+ * Decode a client's SUBSCRIBE (8), UNSUBSCRIBE (10), DISCONNECT (14) or AUTH
+ * (15) the way the broker must: on v5 the raw property section is walked
+ * first (`checkRawProps`: bounds, Table 2-4 placement, repeats, UTF-8), then
+ * the frame goes to the shared mqtt-packet parser. `buf[frame..end)` is the
+ * whole packet, `buf[body..end)` its variable header and payload. Throws
+ * only MqttError (0x81 / 0x82).
+ */
+export function decodeChecked(type: number, buf: Buffer, frame: number, body: number, end: number, version: 3 | 4 | 5): Packet {
+  // Fixed-header flags first, so a wrong flag is Malformed whatever the properties hold
+  // (3.1.1 [MQTT-2.2.2-1], [MQTT-2.2.2-2]; 5 [MQTT-2.1.3-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1], [MQTT-3.14.1-1], [MQTT-3.15.1-1]).
+  if ((buf[frame]! & 0x0f) !== (type === 8 || type === 10 ? 2 : 0)) throw new MqttError(RC.MALFORMED_PACKET, "invalid fixed-header flags");
+  if (version === 5) {
+    switch (type) {
+      case 8:
+      case 10: // after the Packet Identifier (v5 §3.8.2, §3.10.2)
+        checkRawProps(buf, body + 2, end, 1 << type);
+        break;
+      case 14:
+      case 15: // after the Reason Code, and absent when the Remaining Length is under 2 (v5 §3.14.2.2.1, §3.15.2.2.1)
+        if (end - body >= 2) checkRawProps(buf, body + 1, end, 1 << type);
+        break;
+    }
+  }
+  return decoders[version].decode(buf.subarray(frame, end));
 }
 
 /** Encode a packet for a connection that speaks `version`. Throws on bad input. */
@@ -90,9 +138,8 @@ export function encode(packet: Packet, version: 3 | 4 | 5): Buffer {
  * ([MQTT-3.1.2-2]) after mqtt-packet rejects it (CHECKLIST 14.1).
  */
 export function rawConnectLevel(frame: Buffer): number {
-  let p = 1;
-  while (p < frame.length && p < 5 && (frame[p]! & 0x80) !== 0) p++;
-  p++;
+  if (readVarint(frame, 1, frame.length) < 0) return -1;
+  const p = varintEnd;
   if (p + 2 > frame.length) return -1;
   const nameLen = (frame[p]! << 8) | frame[p + 1]!;
   const at = p + 2 + nameLen;

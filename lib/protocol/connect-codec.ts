@@ -12,8 +12,10 @@
  * tests/unit/connect-codec.test.ts compares the two decoders.
  */
 import type { ConnectPacket } from "./codec.ts";
+import { CONTENT_TYPE, CORRELATION_DATA, IN, PAYLOAD_FORMAT_INDICATOR, PROPERTIES, type PropSpec, propertySpec, PT, RESPONSE_TOPIC, USER_PROPERTY } from "./property-table.ts";
 import { MqttError, RC } from "./reason-codes.ts";
 import { decodeUtf8 } from "./validate.ts";
+import { readVarint, VARINT_INCOMPLETE, VARINT_TOO_LONG, varintEnd } from "./varint.ts";
 
 /** A decoded CONNECT plus the raw will pass-through properties. */
 export type DecodedConnect = ConnectPacket & {
@@ -28,7 +30,7 @@ const protocolError = (msg: string): never => {
   throw new MqttError(RC.PROTOCOL_ERROR, msg);
 };
 
-// Property ids allowed in CONNECT and in Will Properties (v5 §3.1.2.11, §3.1.3.2), by type.
+// How a property value is read into the decoded object (from its wire type in property-table.ts).
 const enum K {
   U32,
   U16,
@@ -37,33 +39,36 @@ const enum K {
   Bin,
   Pair,
 }
-const CONNECT_IDS: Record<number, [string, K]> = {
-  0x11: ["sessionExpiryInterval", K.U32],
-  0x21: ["receiveMaximum", K.U16],
-  0x27: ["maximumPacketSize", K.U32],
-  0x22: ["topicAliasMaximum", K.U16],
-  0x19: ["requestResponseInformation", K.Bool],
-  0x17: ["requestProblemInformation", K.Bool],
-  0x26: ["userProperties", K.Pair],
-  0x15: ["authenticationMethod", K.Str],
-  0x16: ["authenticationData", K.Bin],
-};
-const WILL_IDS: Record<number, [string, K]> = {
-  0x18: ["willDelayInterval", K.U32],
-  0x01: ["payloadFormatIndicator", K.Bool],
-  0x02: ["messageExpiryInterval", K.U32],
-  0x03: ["contentType", K.Str],
-  0x08: ["responseTopic", K.Str],
-  0x09: ["correlationData", K.Bin],
-  0x26: ["userProperties", K.Pair],
-};
-/** Will properties that travel with the published will. */
-const WILL_PASS_THROUGH = new Set([0x01, 0x03, 0x08, 0x09, 0x26]);
-/** Every property id MQTT 5 defines (anything else is unknown: Malformed). */
-const KNOWN_IDS = new Set([
-  0x01, 0x02, 0x03, 0x08, 0x09, 0x0b, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1c, 0x1f, 0x21, 0x22, 0x23, 0x24,
-  0x25, 0x26, 0x27, 0x28, 0x29, 0x2a,
-]);
+
+function kindOf(spec: PropSpec): K {
+  switch (spec.type) {
+    case PT.U32:
+      return K.U32;
+    case PT.U16:
+      return K.U16;
+    case PT.Byte:
+      return K.Bool; // every Byte property of CONNECT and the will is 0/1 (v5 §3.1.2.11.6-7, §3.1.3.2.3)
+    case PT.Utf8:
+      return K.Str;
+    case PT.Binary:
+      return K.Bin;
+    case PT.Pair:
+      return K.Pair;
+    default:
+      throw new Error(`no CONNECT reader for property 0x${spec.id.toString(16)}`);
+  }
+}
+
+/** Identifier → [mqtt-packet name, reader] for the properties allowed in `where` (v5 §3.1.2.11, §3.1.3.2). */
+function allowedIn(where: number): Record<number, [string, K]> {
+  const out: Record<number, [string, K]> = {};
+  for (const p of PROPERTIES) if (p.in & where) out[p.id] = [p.name, kindOf(p)];
+  return out;
+}
+const CONNECT_IDS = allowedIn(IN.CONNECT);
+const WILL_IDS = allowedIn(IN.WILL);
+/** Will properties that travel with the published will (Will Delay and Message Expiry are applied, not forwarded). */
+const WILL_PASS_THROUGH = new Set([PAYLOAD_FORMAT_INDICATOR, CONTENT_TYPE, RESPONSE_TOPIC, CORRELATION_DATA, USER_PROPERTY]);
 
 class Reader {
   constructor(
@@ -103,15 +108,11 @@ class Reader {
     return s;
   }
   varint(what: string): number {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 4; i++) {
-      const b = this.byte(what);
-      v += (b & 0x7f) * mul;
-      if ((b & 0x80) === 0) return v;
-      mul *= 128;
-    }
-    return malformed(`${what}: variable byte integer longer than 4 bytes`);
+    const v = readVarint(this.buf, this.p, this.end);
+    if (v === VARINT_INCOMPLETE) malformed(`CONNECT too short for ${what}`);
+    if (v === VARINT_TOO_LONG) malformed(`${what}: variable byte integer longer than 4 bytes`); // v5 §1.5.5
+    this.p = varintEnd;
+    return v;
   }
 }
 
@@ -130,7 +131,8 @@ function readProps(r: Reader, ids: Record<number, [string, K]>, where: string, p
     const start = inner.p;
     const id = inner.byte("property id");
     const spec = ids[id];
-    if (spec === undefined) malformed(KNOWN_IDS.has(id) ? `property 0x${id.toString(16)} is not allowed in ${where}` : `unknown property 0x${id.toString(16)}`);
+    // v5 §2.2.2.2: an identifier not valid in this place is Malformed.
+    if (spec === undefined) malformed(propertySpec(id) ? `property 0x${id.toString(16)} is not allowed in ${where}` : `unknown property 0x${id.toString(16)}`);
     const [name, kind] = spec!;
     out ??= {};
     if (kind !== K.Pair && name in out) protocolError(`property ${name} appears more than once in ${where}`);
@@ -178,9 +180,8 @@ function readProps(r: Reader, ids: Record<number, [string, K]>, where: string, p
  */
 export function decodeConnect(frame: Buffer): DecodedConnect {
   if ((frame[0]! & 0x0f) !== 0) malformed("CONNECT fixed-header flags must be 0"); // [MQTT-2.2.2-1]
-  let p = 1;
-  while (frame[p++]! & 0x80);
-  const r = new Reader(frame, p, frame.length);
+  if (readVarint(frame, 1, frame.length) < 0) malformed("bad Remaining Length");
+  const r = new Reader(frame, varintEnd, frame.length);
   const nameLen = r.u16("protocol name");
   if (r.p + nameLen > r.end) malformed("Cannot parse protocolId");
   const protocolId = frame.latin1Slice(r.p, r.p + nameLen);

@@ -10,59 +10,28 @@
  */
 import type { Message, QoS } from "../message.ts";
 import type { Output } from "./output.ts";
+import {
+  CONTENT_TYPE,
+  CORRELATION_DATA,
+  MESSAGE_EXPIRY_INTERVAL,
+  PAYLOAD_FORMAT_INDICATOR,
+  REASON_STRING,
+  RESPONSE_TOPIC,
+  SUBSCRIPTION_IDENTIFIER,
+  TOPIC_ALIAS,
+  USER_PROPERTY,
+} from "./property-table.ts";
 import { MqttError, RC } from "./reason-codes.ts";
 import { decodeUtf8 } from "./validate.ts";
+import { readVarint, varintEnd, varintSize, writeVarint } from "./varint.ts";
+
+export { varintSize, writeVarint } from "./varint.ts";
 
 export const PUBLISH = 3;
 export const PUBACK = 4;
 export const PUBREC = 5;
 export const PUBREL = 6;
 export const PUBCOMP = 7;
-
-// v5 property identifiers used on the hot path.
-const P_PAYLOAD_FORMAT = 0x01;
-const P_MESSAGE_EXPIRY = 0x02;
-const P_CONTENT_TYPE = 0x03;
-const P_RESPONSE_TOPIC = 0x08;
-const P_CORRELATION_DATA = 0x09;
-const P_SUBSCRIPTION_ID = 0x0b;
-const P_REASON_STRING = 0x1f;
-const P_TOPIC_ALIAS = 0x23;
-const P_USER_PROPERTY = 0x26;
-
-/** Size in bytes of a Variable Byte Integer. */
-export function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
-}
-
-/** Write a Variable Byte Integer at `pos`; returns the position after it. */
-export function writeVarint(b: Buffer, pos: number, n: number): number {
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n > 0) byte |= 0x80;
-    b[pos++] = byte;
-  } while (n > 0);
-  return pos;
-}
-
-/** Read a Variable Byte Integer; returns -1 when it runs past `end` or exceeds 4 bytes. */
-let varintEnd = 0;
-function readVarint(buf: Buffer, pos: number, end: number): number {
-  let value = 0;
-  let mul = 1;
-  for (let i = 0; i < 4; i++) {
-    if (pos >= end) return -1;
-    const b = buf[pos++]!;
-    value += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) {
-      varintEnd = pos;
-      return value;
-    }
-    mul *= 128;
-  }
-  return -1;
-}
 
 function malformed(msg: string): never {
   throw new MqttError(RC.MALFORMED_PACKET, msg);
@@ -213,7 +182,7 @@ function decodePublishProps(buf: Buffer, p: number, end: number): number {
     let bit = 0;
     let pass = true;
     switch (id) {
-      case P_PAYLOAD_FORMAT: {
+      case PAYLOAD_FORMAT_INDICATOR: {
         if (p + 1 > pend) malformed("property runs past its section");
         const v = buf[p++]!;
         if (v > 1) malformed("Payload Format Indicator must be 0 or 1");
@@ -221,18 +190,18 @@ function decodePublishProps(buf: Buffer, p: number, end: number): number {
         bit = 1;
         break;
       }
-      case P_MESSAGE_EXPIRY:
+      case MESSAGE_EXPIRY_INTERVAL:
         if (p + 4 > pend) malformed("property runs past its section");
         pub.expiry = buf.readUInt32BE(p);
         p += 4;
         bit = 2;
         pass = false;
         break;
-      case P_CONTENT_TYPE:
+      case CONTENT_TYPE:
         p = readString(buf, p, pend);
         bit = 4;
         break;
-      case P_RESPONSE_TOPIC: {
+      case RESPONSE_TOPIC: {
         if (p + 2 > pend) malformed("property runs past its section");
         const n = (buf[p]! << 8) | buf[p + 1]!;
         if (p + 2 + n > pend) malformed("property runs past its section");
@@ -243,7 +212,7 @@ function decodePublishProps(buf: Buffer, p: number, end: number): number {
         bit = 8;
         break;
       }
-      case P_CORRELATION_DATA: {
+      case CORRELATION_DATA: {
         if (p + 2 > pend) malformed("property runs past its section");
         const n = (buf[p]! << 8) | buf[p + 1]!;
         if (p + 2 + n > pend) malformed("property runs past its section");
@@ -251,7 +220,7 @@ function decodePublishProps(buf: Buffer, p: number, end: number): number {
         bit = 16;
         break;
       }
-      case P_TOPIC_ALIAS:
+      case TOPIC_ALIAS:
         if (p + 2 > pend) malformed("property runs past its section");
         pub.alias = (buf[p]! << 8) | buf[p + 1]!;
         if (pub.alias === 0) throw new MqttError(RC.TOPIC_ALIAS_INVALID, "Topic Alias 0"); // [MQTT-3.3.2-8]
@@ -259,11 +228,11 @@ function decodePublishProps(buf: Buffer, p: number, end: number): number {
         bit = 32;
         pass = false;
         break;
-      case P_USER_PROPERTY: // [MQTT-1.5.7-1]: both halves are UTF-8 strings
+      case USER_PROPERTY: // [MQTT-1.5.7-1]: both halves are UTF-8 strings
         p = readString(buf, p, pend);
         p = readString(buf, p, pend);
         break;
-      case P_SUBSCRIPTION_ID:
+      case SUBSCRIPTION_IDENTIFIER:
         protocolError("a client PUBLISH must not carry a Subscription Identifier"); // [MQTT-3.3.4-6]
       default:
         malformed(`property 0x${id.toString(16)} is not allowed in PUBLISH`);
@@ -330,11 +299,11 @@ function checkAckProps(buf: Buffer, p: number, end: number): void {
   let reasonSeen = false;
   while (p < end) {
     const id = buf[p++]!;
-    if (id === P_REASON_STRING) {
+    if (id === REASON_STRING) {
       if (reasonSeen) protocolError("Reason String appears twice");
       reasonSeen = true;
       p = readString(buf, p, end);
-    } else if (id === P_USER_PROPERTY) {
+    } else if (id === USER_PROPERTY) {
       p = readString(buf, p, end);
       p = readString(buf, p, end);
     } else {
@@ -420,18 +389,18 @@ export function writePublish(
   if (v5) {
     p = writeVarint(b, p, plen);
     if (expiry !== 0) {
-      b[p] = P_MESSAGE_EXPIRY;
+      b[p] = MESSAGE_EXPIRY_INTERVAL;
       b.writeUInt32BE(expiry, p + 1);
       p += 5;
     }
     if (subIds !== null) {
       for (let i = 0; i < subIds.length; i++) {
-        b[p++] = P_SUBSCRIPTION_ID;
+        b[p++] = SUBSCRIPTION_IDENTIFIER;
         p = writeVarint(b, p, subIds[i]!);
       }
     }
     if (alias > 0) {
-      b[p] = P_TOPIC_ALIAS;
+      b[p] = TOPIC_ALIAS;
       b[p + 1] = alias >> 8;
       b[p + 2] = alias & 0xff;
       p += 3;

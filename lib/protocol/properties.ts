@@ -1,119 +1,111 @@
 /**
  * @module properties
- * v5 property checks for packets decoded by mqtt-packet, which accepts any
- * known property in any packet and turns a repeated one into an array
- * (CHECKLIST 14.9, 14.10): placement (Malformed, v5 §2.2.2.2), repeats
- * (Protocol Error), UTF-8 of every string ([MQTT-1.5.4-1], [MQTT-1.5.7-1]).
+ * The strict v5 property walker for the packets mqtt-packet decodes
+ * (SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH). It runs on the raw frame
+ * *before* mqtt-packet sees it, because mqtt-packet reads property values
+ * past their section (and past the packet), accepts any known property in
+ * any packet, keeps only the last of a repeated one after a falsy first
+ * value, and turns broken strings into null or U+FFFD (CHECKLIST 14.9-14.11).
+ * Every rule comes from the one table in property-table.ts.
  */
+import { placeName, propertySpec, PT, USER_PROPERTY } from "./property-table.ts";
 import { MqttError, RC } from "./reason-codes.ts";
-import { checkDecodedString } from "./validate.ts";
+import { decodeUtf8 } from "./validate.ts";
+import { readVarint, varintEnd } from "./varint.ts";
 
-type Props = Record<string, unknown> | undefined;
-
-export const SUBSCRIBE_PROPS = new Set(["subscriptionIdentifier", "userProperties"]);
-export const UNSUBSCRIBE_PROPS = new Set(["userProperties"]);
-export const DISCONNECT_PROPS = new Set(["sessionExpiryInterval", "reasonString", "userProperties", "serverReference"]);
-export const AUTH_PROPS = new Set(["authenticationMethod", "authenticationData", "reasonString", "userProperties"]);
-
-/** Throw Malformed for a misplaced property, Protocol Error for a repeated one. */
-export function checkProps(props: Props, allowed: Set<string>, where: string): void {
-  if (!props) return;
-  for (const key of Object.keys(props)) {
-    if (!allowed.has(key)) throw new MqttError(RC.MALFORMED_PACKET, `property ${key} is not allowed in ${where}`);
-    const v = props[key];
-    if (key === "userProperties") {
-      for (const [name, value] of Object.entries(v as Record<string, string | string[]>)) {
-        checkDecodedString(name, "user property name");
-        for (const s of Array.isArray(value) ? value : [value]) checkDecodedString(s, "user property value");
-      }
-      continue;
-    }
-    if (Array.isArray(v)) throw new MqttError(RC.PROTOCOL_ERROR, `property ${key} appears more than once in ${where}`);
-    if (typeof v === "string") checkDecodedString(v, key);
-  }
-}
-
-const enum T {
-  Byte,
-  Int16,
-  Int32,
-  Varint,
-  String,
-  Binary,
-  Pair,
-}
-
-/** Wire type of every v5 property identifier. */
-const TYPES: Record<number, T> = {
-  0x01: T.Byte, 0x02: T.Int32, 0x03: T.String, 0x08: T.String, 0x09: T.Binary, 0x0b: T.Varint,
-  0x11: T.Int32, 0x12: T.String, 0x13: T.Int16, 0x15: T.String, 0x16: T.Binary, 0x17: T.Byte,
-  0x18: T.Int32, 0x19: T.Byte, 0x1a: T.String, 0x1c: T.String, 0x1f: T.String, 0x21: T.Int16,
-  0x22: T.Int16, 0x23: T.Int16, 0x24: T.Byte, 0x25: T.Byte, 0x26: T.Pair, 0x27: T.Int32,
-  0x28: T.Byte, 0x29: T.Byte, 0x2a: T.Byte,
+const malformed = (msg: string): never => {
+  throw new MqttError(RC.MALFORMED_PACKET, msg);
 };
 
-/** Byte properties whose only values are 0 and 1 (Request Problem/Response Information, PFI, ...). */
-const BOOLEAN_BYTES = new Set([0x01, 0x17, 0x19, 0x25, 0x28, 0x29, 0x2a]);
+const hex = (id: number) => `0x${id.toString(16).padStart(2, "0")}`;
 
 /**
- * Walk a raw property section at `buf[p]` (its length varint first) and throw
- * Protocol Error for what mqtt-packet's decoded object cannot show: a repeated
- * single-valued property even when its first value was 0 (the parser then
- * keeps only the last), a 0/1 byte property with another value, and a
- * Subscription Identifier of 0 (CHECKLIST 14.9, 14.11). Returns the offset
- * after the section. Placement and UTF-8 are checked on the decoded packet.
+ * Walk the raw property section that starts at `buf[p]` (its Property Length
+ * first) and must end by `end` (the end of the frame). Returns the offset
+ * just after the section. `where` is the place bit from `IN` (e.g.
+ * `IN.SUBSCRIBE`). Nothing is read at or beyond `end`.
+ *
+ * Throws MqttError 0x81 Malformed for: a Property Length that is not a valid
+ * Variable Byte Integer (v5 §1.5.5) or that runs past the packet (v5
+ * §2.2.2.1); an identifier MQTT 5 does not define or that `where` may not
+ * carry, or a value that runs past its section (v5 §2.2.2.2); a string that
+ * is not well-formed UTF-8 or holds U+0000 ([MQTT-1.5.4-1], [MQTT-1.5.4-2];
+ * both halves of a User Property, [MQTT-1.5.7-1]).
+ * Throws 0x82 Protocol Error (or the table's code for a zero value) for: a
+ * single-valued property that appears twice (User Property may repeat), a
+ * 0/1 byte with another value, a Subscription Identifier of 0 (v5 §3.8.2.1.2).
  */
-export function checkRawProps(buf: Buffer, p: number, where: string): number {
-  let len = 0;
-  let mul = 1;
-  for (;;) {
-    const b = buf[p++]!;
-    len += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) break;
-    mul *= 128;
-  }
-  const end = p + len;
-  const seen = new Set<number>();
-  while (p < end) {
+export function checkRawProps(buf: Buffer, p: number, end: number, where: number): number {
+  const len = readVarint(buf, p, end);
+  if (len < 0) malformed(`${placeName(where)} Property Length is not a valid variable byte integer`);
+  p = varintEnd;
+  const send = p + len;
+  if (send > end) malformed(`${placeName(where)} properties run past the packet`);
+  let seenLo = 0; // identifiers 0..31 already seen
+  let seenHi = 0; // identifiers 32..63
+  while (p < send) {
     const id = buf[p++]!;
-    if (id !== 0x26) {
-      if (seen.has(id)) throw new MqttError(RC.PROTOCOL_ERROR, `property 0x${id.toString(16)} appears more than once in ${where}`);
-      seen.add(id);
+    const spec = propertySpec(id);
+    if (spec === undefined) malformed(`unknown property ${hex(id)} in ${placeName(where)}`);
+    if ((spec!.in & where) === 0) malformed(`property ${hex(id)} is not allowed in ${placeName(where)}`);
+    if (id !== USER_PROPERTY) {
+      const bit = 1 << (id & 31);
+      const seen = id < 32 ? seenLo : seenHi;
+      if (seen & bit) throw new MqttError(RC.PROTOCOL_ERROR, `property ${hex(id)} appears more than once in ${placeName(where)}`);
+      if (id < 32) seenLo |= bit;
+      else seenHi |= bit;
     }
-    switch (TYPES[id]) {
-      case T.Byte:
-        if (BOOLEAN_BYTES.has(id) && buf[p]! > 1) throw new MqttError(RC.PROTOCOL_ERROR, `property 0x${id.toString(16)} must be 0 or 1`);
+    let zero = false;
+    switch (spec!.type) {
+      case PT.Byte:
+        if (p + 1 > send) malformed(`property ${hex(id)} runs past its section`);
+        if (spec!.zeroOrOne && buf[p]! > 1) throw new MqttError(RC.PROTOCOL_ERROR, `property ${hex(id)} must be 0 or 1`);
+        zero = buf[p] === 0;
         p += 1;
         break;
-      case T.Int16:
+      case PT.U16:
+        if (p + 2 > send) malformed(`property ${hex(id)} runs past its section`);
+        zero = buf[p] === 0 && buf[p + 1] === 0;
         p += 2;
         break;
-      case T.Int32:
+      case PT.U32:
+        if (p + 4 > send) malformed(`property ${hex(id)} runs past its section`);
+        zero = buf.readUInt32BE(p) === 0;
         p += 4;
         break;
-      case T.Varint: {
-        let v = 0;
-        let m = 1;
-        for (;;) {
-          const b = buf[p++]!;
-          v += (b & 0x7f) * m;
-          if ((b & 0x80) === 0) break;
-          m *= 128;
-        }
-        if (id === 0x0b && v === 0) throw new MqttError(RC.PROTOCOL_ERROR, "Subscription Identifier 0");
+      case PT.Varint: {
+        const v = readVarint(buf, p, send);
+        if (v < 0) malformed(`property ${hex(id)} is not a valid variable byte integer`);
+        zero = v === 0;
+        p = varintEnd;
         break;
       }
-      case T.String:
-      case T.Binary:
-        p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
+      case PT.Utf8:
+        p = utf8(buf, p, send, id);
         break;
-      case T.Pair:
-        p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
-        p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
+      case PT.Binary:
+        p = binary(buf, p, send, id);
         break;
-      default:
-        throw new MqttError(RC.MALFORMED_PACKET, `unknown property 0x${id.toString(16)}`);
+      case PT.Pair:
+        p = utf8(buf, utf8(buf, p, send, id), send, id); // [MQTT-1.5.7-1]
+        break;
     }
+    if (zero && spec!.zeroCode !== 0) throw new MqttError(spec!.zeroCode, `property ${hex(id)} must not be 0`);
   }
-  return end;
+  return send;
+}
+
+/** Check the UTF-8 string at `buf[p]` (length first) lies within `end` and is well-formed; returns the offset after it. */
+function utf8(buf: Buffer, p: number, end: number, id: number): number {
+  const after = binary(buf, p, end, id);
+  decodeUtf8(buf, p + 2, after); // [MQTT-1.5.4-1], [MQTT-1.5.4-2]
+  return after;
+}
+
+/** Check the binary field at `buf[p]` (length first) lies within `end`; returns the offset after it. */
+function binary(buf: Buffer, p: number, end: number, id: number): number {
+  if (p + 2 > end) malformed(`property ${hex(id)} runs past its section`);
+  const after = p + 2 + ((buf[p]! << 8) | buf[p + 1]!);
+  if (after > end) malformed(`property ${hex(id)} runs past its section`);
+  return after;
 }

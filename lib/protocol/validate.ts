@@ -39,7 +39,9 @@ export function decodeUtf8(buf: Buffer, start: number, end: number): string {
  * UTF-8 into U+FFFD, so U+FFFD stands in for "was not well-formed"
  * ([MQTT-1.5.4-1]); a genuine U+FFFD is refused too, which is acceptable.
  */
-export function checkDecodedString(s: string, what: string): void {
+export function checkDecodedString(s: unknown, what: string): void {
+  // mqtt-packet yields null for a string that runs past the packet.
+  if (typeof s !== "string") throw new MqttError(RC.MALFORMED_PACKET, `${what} is missing or runs past the packet`);
   if (s.includes("\u0000")) throw new MqttError(RC.MALFORMED_PACKET, `${what} contains U+0000`);
   if (s.includes("\uFFFD")) throw new MqttError(RC.MALFORMED_PACKET, `${what} is not well-formed UTF-8`);
 }

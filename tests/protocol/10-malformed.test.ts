@@ -567,6 +567,30 @@ describe("packet structure", () => {
   });
 });
 
+describe("v5 property sections that run past their bounds (§2.2.2.1, §2.2.2.2, §1.5.5, [MQTT-1.5.7-1])", () => {
+  // Each is Malformed (0x81), never an internal error (0x83): the property walker is bounded by the
+  // frame, and anything mqtt-packet's parser throws is Malformed too [MQTT-4.13.1-1].
+  const cases: [string, number[]][] = [
+    ["AUTH whose Property Length varint runs past the packet (f0 02 18 e5) → DISCONNECT 0x81 (v5 §2.2.2.1, §1.5.5)", [0xf0, 0x02, 0x18, 0xe5]],
+    ["DISCONNECT whose Property Length varint runs past the packet (e0 02 00 e5) → DISCONNECT 0x81 (v5 §2.2.2.1, §1.5.5)", [0xe0, 0x02, 0x00, 0xe5]],
+    ["SUBSCRIBE whose Property Length varint runs past the packet (82 03 00 01 e5) → DISCONNECT 0x81 (v5 §2.2.2.1, §1.5.5)", [0x82, 0x03, 0x00, 0x01, 0xe5]],
+    ["DISCONNECT whose User Property value overruns its section (e0 07 04 05 26 00 00 00 05) → DISCONNECT 0x81 [MQTT-1.5.7-1] (v5 §2.2.2.2)", [0xe0, 0x07, 0x04, 0x05, 0x26, 0x00, 0x00, 0x00, 0x05]],
+  ];
+  for (const [name, bytes] of cases) {
+    test(`v5: ${name}`, async () => {
+      await rejectBoth(Buffer.from(bytes), null, 0x81);
+      await stillHealthy();
+    });
+  }
+
+  test("v5: the four malformed frames sent back to back on one connection → DISCONNECT 0x81 for the first, nothing processed after it", async () => {
+    const c = await open(5);
+    c.write(Buffer.from([0x82, 0x03, 0x00, 0x01, 0xe5, 0xc0, 0x00, 0xe0, 0x02, 0x00, 0xe5]));
+    await expectDisconnect(c, 0x81); // no PINGRESP
+    await stillHealthy();
+  });
+});
+
 describe("stream framing: packets split and joined arbitrarily", () => {
   test("v5: CONNECT, SUBSCRIBE, QoS 1 PUBLISH and PINGREQ sent one byte per write are all processed correctly", async () => {
     const c = await rawConnect(5);
