@@ -93,11 +93,11 @@ export class Journal {
 
   /** Record an op; returns it while it is pending, null when it was written through at once. */
   private push(kind: K, key: string | number, ref: Op["ref"]): Op | null {
-    const op = new Op(kind, key, ref);
     if (!this.deferred) {
-      this.applyOne(op);
+      this.write(kind, key, ref);
       return null;
     }
+    const op = new Op(kind, key, ref);
     this.ops.push(op);
     return op;
   }
@@ -250,28 +250,29 @@ export class Journal {
   private apply(ops: Op[]): void {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
-      if (!op.dead) this.applyOne(op);
+      if (!op.dead) this.write(op.kind, op.key, op.ref);
     }
   }
 
-  private applyOne(op: Op): void {
+  /** Write one change to the store. */
+  private write(kind: K, key: string | number, ref: Op["ref"]): void {
     const st = this.store;
-    switch (op.kind) {
+    switch (kind) {
       case K.AddMessage: {
-        const m = op.ref as Message;
+        const m = ref as Message;
         m.jop = null;
         m.storeId = st.addMessage({ topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, props: m.props, expiresAt: m.expiresAt, origin: m.origin });
         break;
       }
       case K.DeleteMessage:
-        st.deleteMessage(op.key as number);
+        st.deleteMessage(key as number);
         break;
       case K.SaveDelivery: {
-        const d = op.ref as Delivery;
+        const d = ref as Delivery;
         d.jop = null;
         d.row = true;
         st.saveDelivery({
-          clientId: op.key as string,
+          clientId: key as string,
           seq: d.seq,
           messageId: d.msg.storeId,
           packetId: d.packetId,
@@ -283,35 +284,35 @@ export class Journal {
         break;
       }
       case K.DeleteDelivery:
-        st.deleteDelivery(op.key as string, op.ref as number);
+        st.deleteDelivery(key as string, ref as number);
         break;
       case K.SaveSession:
-        st.saveSession(op.ref as StoredSession);
+        st.saveSession(ref as StoredSession);
         break;
       case K.DeleteSession:
-        st.deleteSession(op.key as string);
+        st.deleteSession(key as string);
         break;
       case K.SaveSubscription:
-        st.saveSubscription(op.ref as StoredSubscription);
+        st.saveSubscription(ref as StoredSubscription);
         break;
       case K.DeleteSubscription:
-        st.deleteSubscription(op.key as string, op.ref as string);
+        st.deleteSubscription(key as string, ref as string);
         break;
       case K.SetRetained: {
         // 0: the message was replaced before its insert was applied; a later op sets the topic.
-        const id = (op.ref as Message).storeId;
-        if (id !== 0) st.setRetained(op.key as string, id);
+        const id = (ref as Message).storeId;
+        if (id !== 0) st.setRetained(key as string, id);
         break;
       }
       case K.DeleteRetained:
-        st.deleteRetained(op.key as string);
+        st.deleteRetained(key as string);
         break;
       case K.AddInbound:
-        this.pendingInbound.delete(`${op.key}\u0000${op.ref}`);
-        st.addInbound(op.key as string, op.ref as number);
+        this.pendingInbound.delete(`${key}\u0000${ref}`);
+        st.addInbound(key as string, ref as number);
         break;
       case K.DeleteInbound:
-        st.deleteInbound(op.key as string, op.ref as number);
+        st.deleteInbound(key as string, ref as number);
         break;
     }
   }
