@@ -31,9 +31,9 @@ import type { Broker } from "./broker.ts";
 import { State } from "./conn-state.ts";
 import type { AuthContext } from "./auth-context.ts";
 import { log } from "./log.ts";
-import type { Message, QoS } from "./message.ts";
+import type { Delivery, Message } from "./message.ts";
 import { encode, type Packet } from "./protocol/codec.ts";
-import { type TopicCache, writeAck, writePublish } from "./protocol/fast-codec.ts";
+import { type PublishHeader, type TopicCache, writeAck, writePublish } from "./protocol/fast-codec.ts";
 import { Output } from "./protocol/output.ts";
 import { encodeConnackRefusal } from "./protocol/connack.ts";
 import { encodeDisconnect } from "./protocol/disconnect-encoder.ts";
@@ -46,6 +46,9 @@ import type { Transport } from "./transport.ts";
 export { State } from "./conn-state.ts";
 
 const EMPTY_CHUNK = Buffer.alloc(0);
+
+/** The header of the PUBLISH being encoded; one for all connections (encoding is synchronous). */
+const HDR: PublishHeader = { v5: false, qos: 0, packetId: 0, dup: false, retain: false, subIds: null, alias: 0, sendTopic: true, maxSize: 0, now: 0 };
 
 /** Why reading is paused (a bit set: reading resumes when none is left). */
 const PAUSE_BACKPRESSURE = 1;
@@ -473,23 +476,49 @@ export class Connection implements TopicCache {
    * ([MQTT-3.1.2-27], [MQTT-3.3.2-11]). Returns false when the packet would
    * exceed the client's Maximum Packet Size (nothing written, no binding made).
    */
-  writePublish(msg: Message, qos: QoS, packetId: number, dup: boolean, retain: boolean, subIds: readonly number[] | null, now: number): boolean {
+  writeDelivery(d: Delivery, dup: boolean, now: number): boolean {
     // A QoS 2 PUBLISH of an uncommitted message must not leave: after a crash the
     // publisher's retry would reach the subscriber again under another packet id.
-    if (qos === 2) this.holdForCommit();
+    if (d.qos === 2) this.holdForCommit();
+    const h = HDR;
+    h.qos = d.qos;
+    h.packetId = d.packetId;
+    h.dup = dup;
+    h.retain = d.retain;
+    h.subIds = d.subIds;
+    h.now = now;
+    return this.encodePublish(d.msg, h);
+  }
+
+  /** A QoS 0 PUBLISH (no delivery record): see writeDelivery. */
+  writeQos0(msg: Message, retain: boolean, subIds: readonly number[] | null, now: number): boolean {
+    const h = HDR;
+    h.qos = 0;
+    h.packetId = 0;
+    h.dup = false;
+    h.retain = retain;
+    h.subIds = subIds;
+    h.now = now;
+    return this.encodePublish(msg, h);
+  }
+
+  private encodePublish(msg: Message, h: PublishHeader): boolean {
+    h.v5 = this.v5;
+    h.maxSize = this.maxOutPacket;
     const aliases = this.aliasesOut;
-    if (aliases === null) {
-      if (!writePublish(this.out, msg, this.v5, qos, packetId, dup, retain, subIds, 0, true, this.maxOutPacket, now)) return false;
-    } else {
+    h.alias = 0;
+    h.sendTopic = true;
+    if (aliases !== null) {
       const bound = aliases.get(msg.topic);
       if (bound !== 0) {
-        if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, bound, false, this.maxOutPacket, now)) return false;
+        h.alias = bound;
+        h.sendTopic = false;
       } else {
-        const alias = aliases.next();
-        if (!writePublish(this.out, msg, true, qos, packetId, dup, retain, subIds, alias, true, this.maxOutPacket, now)) return false;
-        if (alias !== 0) aliases.bind(msg.topic, alias);
+        h.alias = aliases.next();
       }
     }
+    if (!writePublish(this.out, msg, h)) return false;
+    if (aliases !== null && h.sendTopic && h.alias !== 0) aliases.bind(msg.topic, h.alias);
     this.markDirty();
     return true;
   }

@@ -59,7 +59,7 @@ export class Outbox {
           this.broker.drops.count(Drop.Qos0Pending, s.id);
           return false;
         }
-        if (!conn.writePublish(msg, 0, 0, false, retain, subIds, this.broker.now())) {
+        if (!conn.writeQos0(msg, retain, subIds, this.broker.now())) {
           this.broker.drops.count(Drop.TooLarge, s.id); // [MQTT-3.1.2-25]
           return false;
         }
@@ -119,7 +119,7 @@ export class Outbox {
     d.packetId = s.inflight.nextId();
     // Recorded before it is encoded: if recording fails, nothing went out.
     this.broker.journal.saveDelivery(s, d);
-    if (!conn.writePublish(d.msg, d.qos, d.packetId, false, d.retain, d.subIds, now)) {
+    if (!conn.writeDelivery(d, false, now)) {
       this.broker.drops.count(Drop.TooLarge, s.id); // [MQTT-3.1.2-25]
       this.broker.journal.dropDelivery(s, d);
       return false;
@@ -249,7 +249,7 @@ export class Outbox {
   private resendOne(s: Session, conn: Connection, d: Delivery): void {
     if (d.released) {
       conn.ack(PUBREL, d.packetId);
-    } else if (!conn.writePublish(d.msg, d.qos, d.packetId, true, d.retain, d.subIds, this.broker.now())) {
+    } else if (!conn.writeDelivery(d, true, this.broker.now())) {
       // Too large for this client: treated as delivered ([MQTT-3.1.2-25] 5).
       this.broker.drops.count(Drop.TooLarge, s.id);
       s.inflight.remove(d.packetId);

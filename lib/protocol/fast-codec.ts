@@ -332,28 +332,38 @@ export function writePingResp(out: Output): void {
   out.len = pos + 2;
 }
 
+/** How one PUBLISH of a message is sent to one client (the per-delivery fields). */
+export interface PublishHeader {
+  v5: boolean;
+  qos: QoS;
+  /** 0 for QoS 0. */
+  packetId: number;
+  dup: boolean;
+  retain: boolean;
+  /** Subscription Identifiers of the matching subscriptions (v5), or null. */
+  subIds: readonly number[] | null;
+  /** Outbound Topic Alias (v5), 0 = none. */
+  alias: number;
+  /** False when an alias already bound stands for the topic (empty topic sent). */
+  sendTopic: boolean;
+  /** The client's Maximum Packet Size. */
+  maxSize: number;
+  /** For the remaining Message Expiry Interval. */
+  now: number;
+}
+
 /**
  * Encode one PUBLISH of `msg` into `out`. Returns false, writing nothing,
- * when the packet would exceed `maxSize` (the client's v5 Maximum Packet Size:
- * [MQTT-3.1.2-24], the caller treats the message as delivered, [MQTT-3.1.2-25]).
- * v5 properties: Message Expiry is rewritten to the time left
- * ([MQTT-3.3.2-6]); Subscription Identifiers of the matching subscriptions
- * ([MQTT-3.3.4-3]); Topic Alias when `alias` > 0; then the pass-through bytes.
+ * when the packet would exceed `h.maxSize` (the client's v5 Maximum Packet
+ * Size: [MQTT-3.1.2-24], the caller treats the message as delivered,
+ * [MQTT-3.1.2-25]). v5 properties: Message Expiry is rewritten to the time
+ * left ([MQTT-3.3.2-6]); Subscription Identifiers of the matching
+ * subscriptions ([MQTT-3.3.4-3]); Topic Alias when `h.alias` > 0; then the
+ * pass-through bytes. Callers reuse one header object (no allocation per
+ * delivery).
  */
-export function writePublish(
-  out: Output,
-  msg: Message,
-  v5: boolean,
-  qos: QoS,
-  packetId: number,
-  dup: boolean,
-  retain: boolean,
-  subIds: readonly number[] | null,
-  alias: number,
-  sendTopic: boolean,
-  maxSize: number,
-  now: number,
-): boolean {
+export function writePublish(out: Output, msg: Message, h: PublishHeader): boolean {
+  const { v5, qos, packetId, dup, retain, subIds, alias, sendTopic, maxSize, now } = h;
   const topic = sendTopic ? msg.bytesOfTopic() : null;
   const tlen = topic === null ? 0 : topic.length;
   let rl = 2 + tlen + (qos > 0 ? 2 : 0) + msg.payload.length;

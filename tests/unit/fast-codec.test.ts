@@ -24,6 +24,24 @@ import { Output } from "../../lib/protocol/output.ts";
 import { MqttError, RC } from "../../lib/protocol/reason-codes.ts";
 import { fieldList as str, u16List as u16, varint as encVarint } from "../helpers/bytes.ts";
 
+/** writePublish with its header fields spelled out (the test tables list them positionally). */
+function wp(
+  out: Output,
+  m: Message,
+  v5: boolean,
+  qos: QoS,
+  packetId: number,
+  dup: boolean,
+  retain: boolean,
+  subIds: readonly number[] | null,
+  alias: number,
+  sendTopic: boolean,
+  maxSize: number,
+  now: number,
+): boolean {
+  return writePublish(out, m, { v5, qos, packetId, dup, retain, subIds, alias, sendTopic, maxSize, now });
+}
+
 type Ver = 4 | 5;
 type Packet = Record<string, any>;
 const NO_LIMIT = 268_435_460;
@@ -142,7 +160,7 @@ describe("writePublish vs mqtt.generate", () => {
     for (const c of pubCases()) {
       test(`v${version}: ${c.name}`, () => {
         const out = new Output();
-        const ok = writePublish(out, msg(c.topic, c.payload), version === 5, c.qos, c.id, c.dup, c.retain, null, 0, true, NO_LIMIT, NOW);
+        const ok = wp(out, msg(c.topic, c.payload), version === 5, c.qos, c.id, c.dup, c.retain, null, 0, true, NO_LIMIT, NOW);
         expect(ok).toBe(true);
         const expected = gen({ cmd: "publish", topic: c.topic, payload: c.payload, qos: c.qos, dup: c.dup, retain: c.retain, messageId: c.qos ? c.id : undefined }, version);
         expect(written(out)).toEqual(expected);
@@ -163,7 +181,7 @@ describe("writePublish vs mqtt.generate", () => {
         const payload = Buffer.alloc(size);
         for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
         const out = new Output();
-        expect(writePublish(out, msg("t", payload), version === 5, 0, 0, false, false, null, 0, true, NO_LIMIT, NOW)).toBe(true);
+        expect(wp(out, msg("t", payload), version === 5, 0, 0, false, false, null, 0, true, NO_LIMIT, NOW)).toBe(true);
         const bytes = written(out);
         expect(bytes).toEqual(gen({ cmd: "publish", topic: "t", payload, qos: 0 }, version));
         // The Remaining Length field has the expected size: continuation bits on all but its last byte.
@@ -176,9 +194,9 @@ describe("writePublish vs mqtt.generate", () => {
 
   test("consecutive packets are appended to the same Output", () => {
     const out = new Output();
-    writePublish(out, msg("a", Buffer.from("1")), false, 1, 1, false, false, null, 0, true, NO_LIMIT, NOW);
+    wp(out, msg("a", Buffer.from("1")), false, 1, 1, false, false, null, 0, true, NO_LIMIT, NOW);
     writeAck(out, PUBACK, 9, 0, false);
-    writePublish(out, msg("b", Buffer.alloc(20_000, 0x61)), false, 0, 0, false, true, null, 0, true, NO_LIMIT, NOW); // forces a grow
+    wp(out, msg("b", Buffer.alloc(20_000, 0x61)), false, 0, 0, false, true, null, 0, true, NO_LIMIT, NOW); // forces a grow
     writePingResp(out);
     expect(written(out)).toEqual(
       Buffer.concat([
@@ -203,32 +221,32 @@ describe("writePublish v5 properties vs mqtt.generate", () => {
   test("Message Expiry: the seconds left, exact [MQTT-3.3.2-6]", () => {
     const out = new Output();
     const m = msg("e/x", Buffer.from("p"), { expiresAt: NOW + 30_000 });
-    expect(writePublish(out, m, true, 1, 5, false, false, null, 0, true, NO_LIMIT, NOW)).toBe(true);
+    expect(wp(out, m, true, 1, 5, false, false, null, 0, true, NO_LIMIT, NOW)).toBe(true);
     expect(written(out)).toEqual(gen({ cmd: "publish", topic: "e/x", payload: Buffer.from("p"), qos: 1, messageId: 5, properties: { messageExpiryInterval: 30 } }, 5));
   });
 
   test("Message Expiry: a partial second rounds up (29.5 s left → 30)", () => {
     const out = new Output();
-    writePublish(out, msg("e/x", Buffer.from("p"), { expiresAt: NOW + 29_500 }), true, 0, 0, false, false, null, 0, true, NO_LIMIT, NOW);
+    wp(out, msg("e/x", Buffer.from("p"), { expiresAt: NOW + 29_500 }), true, 0, 0, false, false, null, 0, true, NO_LIMIT, NOW);
     expect(written(out)).toEqual(gen({ cmd: "publish", topic: "e/x", payload: Buffer.from("p"), qos: 0, properties: { messageExpiryInterval: 30 } }, 5));
   });
 
   test("Message Expiry: 0xFFFFFFFE seconds left", () => {
     const out = new Output();
-    writePublish(out, msg("e/x", Buffer.from("p"), { expiresAt: NOW + 0xfffffffe * 1000 }), true, 0, 0, false, false, null, 0, true, NO_LIMIT, NOW);
+    wp(out, msg("e/x", Buffer.from("p"), { expiresAt: NOW + 0xfffffffe * 1000 }), true, 0, 0, false, false, null, 0, true, NO_LIMIT, NOW);
     expect(written(out)).toEqual(gen({ cmd: "publish", topic: "e/x", payload: Buffer.from("p"), qos: 0, properties: { messageExpiryInterval: 0xfffffffe } }, 5));
   });
 
   test("Message Expiry is not written for v4 (no properties at all)", () => {
     const out = new Output();
-    writePublish(out, msg("e/x", Buffer.from("p"), { expiresAt: NOW + 30_000, props: propsBytes(passThrough) }), false, 0, 0, false, false, [3], 4, true, NO_LIMIT, NOW);
+    wp(out, msg("e/x", Buffer.from("p"), { expiresAt: NOW + 30_000, props: propsBytes(passThrough) }), false, 0, 0, false, false, [3], 4, true, NO_LIMIT, NOW);
     expect(written(out)).toEqual(gen({ cmd: "publish", topic: "e/x", payload: Buffer.from("p"), qos: 0 }, 4));
   });
 
   for (const ids of [[1], [200], [268_435_455], [1, 200, 268_435_455], [127, 128, 16383, 16384, 2_097_151, 2_097_152]]) {
     test(`Subscription Identifiers ${ids.join(", ")} [MQTT-3.3.4-3]`, () => {
       const out = new Output();
-      writePublish(out, msg("s/i", Buffer.from("v")), true, 2, 300, false, false, ids, 0, true, NO_LIMIT, NOW);
+      wp(out, msg("s/i", Buffer.from("v")), true, 2, 300, false, false, ids, 0, true, NO_LIMIT, NOW);
       expect(written(out)).toEqual(
         gen({ cmd: "publish", topic: "s/i", payload: Buffer.from("v"), qos: 2, messageId: 300, properties: { subscriptionIdentifier: ids } }, 5),
       );
@@ -240,19 +258,19 @@ describe("writePublish v5 properties vs mqtt.generate", () => {
 
   test("Topic Alias with the topic sent", () => {
     const out = new Output();
-    writePublish(out, msg("alias/t", Buffer.from("v")), true, 0, 0, false, false, null, 9, true, NO_LIMIT, NOW);
+    wp(out, msg("alias/t", Buffer.from("v")), true, 0, 0, false, false, null, 9, true, NO_LIMIT, NOW);
     expect(written(out)).toEqual(gen({ cmd: "publish", topic: "alias/t", payload: Buffer.from("v"), qos: 0, properties: { topicAlias: 9 } }, 5));
   });
 
   test("Topic Alias with an empty topic (sendTopic = false)", () => {
     const out = new Output();
-    writePublish(out, msg("alias/t", Buffer.from("v")), true, 1, 2, false, false, null, 65535, false, NO_LIMIT, NOW);
+    wp(out, msg("alias/t", Buffer.from("v")), true, 1, 2, false, false, null, 65535, false, NO_LIMIT, NOW);
     expect(written(out)).toEqual(gen({ cmd: "publish", topic: "", payload: Buffer.from("v"), qos: 1, messageId: 2, properties: { topicAlias: 65535 } }, 5));
   });
 
   test("pass-through properties are copied unchanged [MQTT-3.3.2-4], [MQTT-3.3.2-15..20]", () => {
     const out = new Output();
-    writePublish(out, msg("p/t", Buffer.from("{}"), { props: propsBytes(passThrough) }), true, 1, 77, false, true, null, 0, true, NO_LIMIT, NOW);
+    wp(out, msg("p/t", Buffer.from("{}"), { props: propsBytes(passThrough) }), true, 1, 77, false, true, null, 0, true, NO_LIMIT, NOW);
     const bytes = written(out);
     expect(bytes).toEqual(gen({ cmd: "publish", topic: "p/t", payload: Buffer.from("{}"), qos: 1, messageId: 77, retain: true, properties: passThrough }, 5));
     expect(ref(bytes, 5).properties).toEqual(passThrough);
@@ -262,7 +280,7 @@ describe("writePublish v5 properties vs mqtt.generate", () => {
     const payload = Buffer.alloc(70 * 1024, 0x5a);
     const out = new Output();
     const m = msg("all/of/it", payload, { props: propsBytes(passThrough), expiresAt: NOW + 3_600_000 });
-    writePublish(out, m, true, 2, 4242, true, true, [1, 200, 268_435_455], 12, true, NO_LIMIT, NOW);
+    wp(out, m, true, 2, 4242, true, true, [1, 200, 268_435_455], 12, true, NO_LIMIT, NOW);
     const expected = gen(
       {
         cmd: "publish",
@@ -287,17 +305,17 @@ describe("writePublish and the client's Maximum Packet Size [MQTT-3.1.2-24]", ()
     test(`v${version}: exactly maxSize is written; one byte less returns false and writes nothing`, () => {
       const m = msg("size/t", Buffer.alloc(300, 1), { props: version === 5 ? propsBytes({ contentType: "x" }) : null, expiresAt: NOW + 10_000 });
       const full = new Output();
-      expect(writePublish(full, m, version === 5, 1, 1, false, false, version === 5 ? [5] : null, 0, true, NO_LIMIT, NOW)).toBe(true);
+      expect(wp(full, m, version === 5, 1, 1, false, false, version === 5 ? [5] : null, 0, true, NO_LIMIT, NOW)).toBe(true);
       const size = full.len;
 
       const exact = new Output();
-      expect(writePublish(exact, m, version === 5, 1, 1, false, false, version === 5 ? [5] : null, 0, true, size, NOW)).toBe(true);
+      expect(wp(exact, m, version === 5, 1, 1, false, false, version === 5 ? [5] : null, 0, true, size, NOW)).toBe(true);
       expect(exact.len).toBe(size);
 
       const out = new Output();
       writePingResp(out); // something already pending must survive untouched
       const before = written(out);
-      expect(writePublish(out, m, version === 5, 1, 1, false, false, version === 5 ? [5] : null, 0, true, size - 1, NOW)).toBe(false);
+      expect(wp(out, m, version === 5, 1, 1, false, false, version === 5 ? [5] : null, 0, true, size - 1, NOW)).toBe(false);
       expect(out.len).toBe(before.length);
       expect(written(out)).toEqual(before);
     });
@@ -305,7 +323,7 @@ describe("writePublish and the client's Maximum Packet Size [MQTT-3.1.2-24]", ()
 
   test("an empty Output stays empty (no buffer taken) when the packet is too large", () => {
     const out = new Output();
-    expect(writePublish(out, msg("t", Buffer.alloc(100)), true, 0, 0, false, false, null, 0, true, 50, NOW)).toBe(false);
+    expect(wp(out, msg("t", Buffer.alloc(100)), true, 0, 0, false, false, null, 0, true, 50, NOW)).toBe(false);
     expect(out.len).toBe(0);
     expect(out.buf.length).toBe(0);
   });
@@ -463,7 +481,7 @@ describe("decodePublish vs mqtt.parser", () => {
     const now = NOW;
     const m = new Message(f.topic, f.payload, f.qos, f.retain, f.props, now + f.expiry * 1000, "c");
     const out = new Output();
-    writePublish(out, m, true, 1, 6, false, false, [42], 0, true, NO_LIMIT, now);
+    wp(out, m, true, 1, 6, false, false, [42], 0, true, NO_LIMIT, now);
     const { topicAlias: _a, messageExpiryInterval: _e, ...rest } = props;
     expect(written(out)).toEqual(
       gen({ cmd: "publish", topic: "rt/x", payload: Buffer.from("data"), qos: 1, messageId: 6, properties: { messageExpiryInterval: 60, subscriptionIdentifier: 42, ...rest } }, 5),
