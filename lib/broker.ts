@@ -8,13 +8,13 @@
  * handlers, restore and housekeeping call those methods; the collections
  * themselves are private (read-only views are exported for stats and tests).
  *
- * It also ends each batch: pending retained deliveries, one store commit,
- * one flush of every connection with output. Routing is router.ts, per-session
- * delivery outbox.ts, persistence journal.ts, timers housekeeping.ts.
+ * Routing is router.ts, per-session delivery outbox.ts, persistence
+ * journal.ts, the end of each batch batch.ts, timers housekeeping.ts.
  */
 import { Authenticator } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { State } from "./conn-state.ts";
+import { BatchEnd } from "./batch.ts";
 import type { Connection } from "./connection.ts";
 import { DropCounters, Drop } from "./drops.ts";
 import { type AuthMethod, defaultAuthMethods } from "./enhanced-auth.ts";
@@ -33,19 +33,6 @@ import { Routed, Router } from "./router.ts";
 import { Session, type Will } from "./session.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { type SharedGroup, Subscription } from "./topic-tree.ts";
-
-/**
- * The store could not commit: stop, rather than go on acknowledging what
- * cannot be made durable (SqliteStore does the same for any failed write);
- * what was committed is restored at the next start.
- */
-function storageFailed(err: unknown): never {
-  log.error("committing the store failed; stopping so that nothing is acknowledged without being stored", { err, stack: (err as Error)?.stack });
-  process.exit(1);
-}
-
-/** A batch with at least this many journal ops defers their commit by one batch (journal.ts). */
-const DEFER_MIN_OPS = 8;
 
 export interface BrokerStats {
   connections: number;
@@ -86,8 +73,6 @@ export class Broker {
   readonly connack: ConnackEncoder;
   /** Enhanced authentication methods by name (v5 AUTH); register more with `set`. */
   readonly authMethods: Map<string, AuthMethod>;
-  /** Connections with output to flush at the end of this batch. */
-  readonly dirty: Connection[] = [];
   /** Sessions without a connection that have an expiry or a delayed will pending (swept by housekeeping). */
   readonly offline = new Set<Session>();
   /** Online sessions whose full queue holds publishers back (swept by housekeeping). */
@@ -116,21 +101,8 @@ export class Broker {
   messagesOut = 0;
   /** Serial of the last message published (Message.serial). */
   serial = 0;
-
-  /** Commit the store at the end of every batch, before its acks are written ("ack" durability). */
-  private readonly commitPerBatch: boolean;
-  /** Acknowledgements wait for the commit of what they acknowledge ("ack" durability). */
-  readonly holdAcks: boolean;
-  /**
-   * Commit points may leave the last batch's journal ops uncommitted for one
-   * more batch, so that deliveries acknowledged meanwhile are never written
-   * (journal.ts). Only for a store where a write costs: not in memory.
-   */
-  private readonly deferCommits: boolean;
-  /** The journal epoch this batch's held acknowledgements depend on (set at each commit point). */
-  ackEpoch = 0;
-  /** Connections with output held for a commit (released at the next commit points). */
-  readonly holding = new Set<Connection>();
+  /** The end of every batch: retained pacing, commit point, flushes (batch.ts). */
+  readonly batch: BatchEnd;
 
   constructor(
     readonly config: Config,
@@ -153,9 +125,7 @@ export class Broker {
       maximumPacketSize: config.limits.maxPacketSize,
       topicAliasMaximum: config.limits.topicAliasMaximum,
     });
-    this.commitPerBatch = config.persistence.durability === "ack";
-    this.holdAcks = this.commitPerBatch;
-    this.deferCommits = this.commitPerBatch && store.durable;
+    this.batch = new BatchEnd(this, config.persistence.durability === "ack", store.durable);
     this.maxConnections = maxConnections ?? config.limits.maxConnections ?? 100_000;
   }
 
@@ -462,72 +432,15 @@ export class Broker {
     restore(this);
   }
 
-  /**
-   * End a batch (one data callback, timer or close). The flush runs once
-   * per event-loop turn (setImmediate), after every socket that was ready in
-   * this turn has been read: first pending retained deliveries, then the
-   * store's group commit ("ack" durability: no ack leaves before what it
-   * acknowledges is durable), then one write per dirty connection.
-   * Coalescing across callbacks lets fan-in traffic from many publishers
-   * reach a subscriber in one write (measured: fanin QoS 0 2.9M msg/s vs
-   * 0.83M when flushing per callback).
-   */
+  /** End a batch (one data callback, timer or close): see batch.ts. */
   endBatch(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(this.flushNow);
+    this.batch.end();
   }
 
-  private flushScheduled = false;
-  private readonly flushNow = (): void => {
-    this.flushScheduled = false;
-    let again = false;
-    try {
-      again = this.retainedSender.pump();
-    } catch (err) {
-      log.error("sending retained messages failed", { err, stack: (err as Error)?.stack });
-    }
-    const j = this.journal;
-    if (this.commitPerBatch) {
-      // This batch's acknowledgements depend on its own ops, or on the last ones recorded.
-      this.ackEpoch = j.openHasOps ? j.openEpoch : j.openEpoch - 1;
-      // A busy batch keeps its ops cancellable one batch longer; a quiet one commits all at
-      // once, so that at low load no acknowledgement waits. A failed commit stops the
-      // process (store-sqlite.ts): nothing after it may be acknowledged.
-      try {
-        if (this.deferCommits && j.openOps >= DEFER_MIN_OPS) j.commitPrevious();
-        else j.commit();
-      } catch (err) {
-        storageFailed(err);
-      }
-    }
-    const now = this.now();
-    const d = this.dirty;
-    for (let i = 0; i < d.length; i++) {
-      const c = d[i]!;
-      try {
-        c.flush(now);
-      } catch (err) {
-        // One connection's transport failing must not keep the others' output back.
-        log.error("writing to a connection failed", { client: c.clientId || undefined, err, stack: (err as Error)?.stack });
-        c.abort("write failed");
-      }
-    }
-    d.length = 0;
-    // Output held by earlier batches whose epoch this commit point committed.
-    if (this.holding.size > 0) {
-      for (const c of this.holding) {
-        try {
-          c.release(now);
-        } catch (err) {
-          log.error("writing to a connection failed", { client: c.clientId || undefined, err, stack: (err as Error)?.stack });
-          c.abort("write failed");
-        }
-      }
-    }
-    // More to do on a later turn: paced retained messages, or journal ops left for the next commit point.
-    if (again || (this.commitPerBatch && j.pending)) this.endBatch();
-  };
+  /** Acknowledgements wait for the commit of what they acknowledge ("ack" durability). */
+  get holdAcks(): boolean {
+    return this.batch.holdAcks;
+  }
 
   stats(): BrokerStats {
     return {

@@ -31,35 +31,25 @@ import type { Broker } from "./broker.ts";
 import { State } from "./conn-state.ts";
 import type { AuthContext } from "./auth-context.ts";
 import { log } from "./log.ts";
-import type { Delivery, Message } from "./message.ts";
-import { encode, type Packet } from "./protocol/codec.ts";
-import { type PublishHeader, type TopicCache, writeAck, writePublish } from "./protocol/fast-codec.ts";
-import { Output } from "./protocol/output.ts";
+import { ConnectionOutput } from "./conn-output.ts";
+import type { TopicCache } from "./protocol/fast-codec.ts";
 import { encodeConnackRefusal } from "./protocol/connack.ts";
 import { encodeDisconnect } from "./protocol/disconnect-encoder.ts";
 import { MqttError, RC, reasonName } from "./protocol/reason-codes.ts";
 import { readVarint, VARINT_INCOMPLETE, VARINT_TOO_LONG, varintEnd } from "./protocol/varint.ts";
 import type { Session } from "./session.ts";
-import type { InboundAliases, OutboundAliases } from "./topic-aliases.ts";
+import type { InboundAliases } from "./topic-aliases.ts";
 import type { Transport } from "./transport.ts";
 
 export { State } from "./conn-state.ts";
 
 const EMPTY_CHUNK = Buffer.alloc(0);
 
-/** The header of the PUBLISH being encoded; one for all connections (encoding is synchronous). */
-const HDR: PublishHeader = { v5: false, qos: 0, packetId: 0, dup: false, retain: false, subIds: null, alias: 0, sendTopic: true, maxSize: 0, now: 0 };
-
 /** Why reading is paused (a bit set: reading resumes when none is left). */
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_PRE_ACCEPT = 2;
 
-export class Connection implements TopicCache {
-  state = State.New;
-  /** 0 until CONNECT is decoded; then 3 (3.1), 4 (3.1.1) or 5. */
-  version: 0 | 3 | 4 | 5 = 0;
-  v5 = false;
-  clientId = "";
+export class Connection extends ConnectionOutput implements TopicCache {
   session: Session | null = null;
   readonly openedAt: number;
   lastRx: number;
@@ -68,18 +58,6 @@ export class Connection implements TopicCache {
   /** Effective keep alive in seconds (0 = off). */
   keepalive = 0;
 
-  readonly out = new Output();
-  /** In the broker's dirty list for this batch. */
-  dirty = false;
-  /** A write was partial; waiting for `drain`. */
-  waitingDrain = false;
-  drainSince = 0;
-  /** Shut the write side once the output has been flushed (lingering close). */
-  private endAfterFlush = false;
-  /** From this offset in `out`, this batch's output waits for a commit (-1: nothing held). */
-  private holdFrom = -1;
-  /** Earlier batches' held regions: pairs (epoch, start offset in `out`), oldest first. */
-  private holds: number[] | null = null;
   closedAt = 0;
   /** Reading is paused: a subscriber's full queue holds this publisher back. */
   paused = false;
@@ -97,8 +75,6 @@ export class Connection implements TopicCache {
   private heldBytes = 0;
 
   // Per-connection v5 state (not session state: v5 §4.9, [MQTT-3.3.2-7]).
-  /** Largest packet the client accepts ([MQTT-3.1.2-24]). */
-  maxOutPacket = 268_435_460;
   /** How many QoS 1/2 deliveries may be unacknowledged: min(our maxInflight, client's Receive Maximum). */
   sendWindow = 0;
   /** The last PUBLISH topic from this client, decoded once and reused while it repeats (TopicCache). */
@@ -106,8 +82,6 @@ export class Connection implements TopicCache {
   lastTopic = "";
   /** Topic Aliases the client bound (null until the first). */
   aliasesIn: InboundAliases | null = null;
-  /** Topic Aliases we bind, when the client allows them ([MQTT-3.1.2-26]), else null. */
-  aliasesOut: OutboundAliases | null = null;
   /** The client allows Reason Strings / User Properties on acks ([MQTT-3.1.2-29]). */
   problemInfo = true;
   /** A DISCONNECT (v5: reason 0x00) was received: the will is discarded. */
@@ -117,10 +91,8 @@ export class Connection implements TopicCache {
   /** v5 enhanced authentication: the CONNECT's method and the exchange in progress, or null ([MQTT-4.12.0-7]). */
   auth: AuthContext | null = null;
 
-  constructor(
-    readonly transport: Transport,
-    readonly broker: Broker,
-  ) {
+  constructor(transport: Transport, broker: Broker) {
+    super(transport, broker);
     const now = broker.now();
     this.openedAt = now;
     this.lastRx = now;
@@ -176,12 +148,8 @@ export class Connection implements TopicCache {
     }
     this.partial = null;
     this.held = null;
-    this.out.len = 0;
-    this.out.ready = 0;
-    this.out.release();
-    this.holdFrom = -1;
-    this.holds = null;
-    this.broker.holding.delete(this);
+    this.out.discard();
+    this.broker.batch.holding.delete(this);
     this.broker.forget(this);
     this.broker.endBatch();
   }
@@ -431,170 +399,6 @@ export class Connection implements TopicCache {
     const bytes = encodeConnackRefusal(version, code, this.maxOutPacket, why !== undefined && why.length <= 256 ? why : undefined, redirect);
     if (bytes !== null) this.append(bytes);
     this.close(`connect refused: ${reasonName(code)}`);
-  }
-
-  // ---- output ------------------------------------------------------------
-
-  /**
-   * Encode a non-hot packet with mqtt-packet into the output buffer. They
-   * are acknowledgements or follow one (SUBACK, UNSUBACK, CONNACK, AUTH,
-   * DISCONNECT): held until the open journal work is committed.
-   */
-  sendPacket(packet: Packet): void {
-    if (this.state === State.Closed) return;
-    this.append(encode(packet, this.version === 0 ? 4 : this.version));
-  }
-
-  /** Append encoded control bytes (held like sendPacket's). */
-  private append(bytes: Buffer): void {
-    this.holdForCommit();
-    this.out.append(bytes);
-    this.markDirty();
-  }
-
-  /** PUBACK / PUBREC / PUBREL / PUBCOMP: held until what it acknowledges is committed. */
-  ack(type: number, packetId: number, reason = 0): void {
-    this.holdForCommit();
-    writeAck(this.out, type, packetId, reason, this.v5);
-    this.markDirty();
-  }
-
-  /**
-   * What is written from here on acknowledges state recorded in the journal
-   * but not committed ("ack" durability): it must wait for that commit. Bytes
-   * written before it may still leave now (QoS 0/1 PUBLISHes to subscribers,
-   * PINGRESP); bytes after it wait too, to keep their order.
-   */
-  holdForCommit(): void {
-    if (this.holdFrom < 0 && this.broker.holdAcks && this.broker.journal.pending) this.holdFrom = this.out.len;
-  }
-
-  /**
-   * Encode a PUBLISH to this client, with an outbound Topic Alias when the
-   * client allows them: the first PUBLISH of a topic binds the next free
-   * alias (topic + alias), later ones send an empty topic + alias
-   * ([MQTT-3.1.2-27], [MQTT-3.3.2-11]). Returns false when the packet would
-   * exceed the client's Maximum Packet Size (nothing written, no binding made).
-   */
-  writeDelivery(d: Delivery, dup: boolean, now: number): boolean {
-    // A QoS 2 PUBLISH of an uncommitted message must not leave: after a crash the
-    // publisher's retry would reach the subscriber again under another packet id.
-    if (d.qos === 2) this.holdForCommit();
-    const h = HDR;
-    h.qos = d.qos;
-    h.packetId = d.packetId;
-    h.dup = dup;
-    h.retain = d.retain;
-    h.subIds = d.subIds;
-    h.now = now;
-    return this.encodePublish(d.msg, h);
-  }
-
-  /** A QoS 0 PUBLISH (no delivery record): see writeDelivery. */
-  writeQos0(msg: Message, retain: boolean, subIds: readonly number[] | null, now: number): boolean {
-    const h = HDR;
-    h.qos = 0;
-    h.packetId = 0;
-    h.dup = false;
-    h.retain = retain;
-    h.subIds = subIds;
-    h.now = now;
-    return this.encodePublish(msg, h);
-  }
-
-  private encodePublish(msg: Message, h: PublishHeader): boolean {
-    h.v5 = this.v5;
-    h.maxSize = this.maxOutPacket;
-    const aliases = this.aliasesOut;
-    h.alias = 0;
-    h.sendTopic = true;
-    if (aliases !== null) {
-      const bound = aliases.get(msg.topic);
-      if (bound !== 0) {
-        h.alias = bound;
-        h.sendTopic = false;
-      } else {
-        h.alias = aliases.next();
-      }
-    }
-    if (!writePublish(this.out, msg, h)) return false;
-    if (aliases !== null && h.sendTopic && h.alias !== 0) aliases.bind(msg.topic, h.alias);
-    this.markDirty();
-    return true;
-  }
-
-  markDirty(): void {
-    if (!this.dirty) {
-      this.dirty = true;
-      this.broker.dirty.push(this);
-    }
-  }
-
-  /**
-   * End of a batch, after the commit point: what this batch wrote is sealed
-   * (it may leave), except from its first held byte on, which waits for the
-   * commit of the epoch it depends on (`broker.ackEpoch`). Then write.
-   */
-  flush(now: number): void {
-    this.dirty = false;
-    if (this.holdFrom >= 0) {
-      (this.holds ??= []).push(this.broker.ackEpoch, this.holdFrom);
-      this.holdFrom = -1;
-      this.broker.holding.add(this);
-    }
-    this.release(now);
-  }
-
-  /** After a commit point: release the held regions whose epoch is committed, and write what is sealed. */
-  release(now: number): void {
-    const h = this.holds;
-    if (h === null) {
-      this.out.ready = this.out.len;
-    } else {
-      const committed = this.broker.journal.committedEpoch;
-      let i = 0;
-      while (i < h.length && h[i]! <= committed) i += 2;
-      if (i > 0) h.splice(0, i);
-      if (h.length === 0) {
-        this.holds = null;
-        this.broker.holding.delete(this);
-        this.out.ready = this.out.len;
-      } else {
-        this.out.ready = h[1]!; // up to the first region still waiting
-      }
-    }
-    this.write(now);
-  }
-
-  /** Write the sealed part of the output; a partial write waits for `onDrain`. */
-  private write(now: number): void {
-    const out = this.out;
-    const ready = out.ready;
-    if (ready > 0 && !this.waitingDrain) {
-      const n = this.transport.write(out.buf, 0, ready);
-      if (n < 0) {
-        out.len = 0;
-        out.ready = 0;
-        out.release();
-        this.holdFrom = -1;
-        this.holds = null;
-        this.broker.holding.delete(this);
-      } else {
-        out.consume(n);
-        // Held offsets move with the bytes (only sealed bytes were consumed, all before them).
-        if (this.holdFrom >= 0) this.holdFrom -= n;
-        const h = this.holds;
-        if (h !== null) for (let i = 1; i < h.length; i += 2) h[i] = h[i]! - n;
-        if (n < ready) {
-          this.waitingDrain = true;
-          this.drainSince = now;
-        }
-      }
-    }
-    if (this.endAfterFlush && out.len === 0) {
-      this.endAfterFlush = false;
-      this.transport.shutdownWrite();
-    }
   }
 
   // ---- closing -----------------------------------------------------------
