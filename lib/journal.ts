@@ -6,18 +6,16 @@
  * however many queues hold it, and its row goes with the last reference
  * (DESIGN.md 3).
  *
- * On a durable store, changes are not written when they happen: they are
- * recorded as ops, in order, and applied at a commit point (a store in
- * memory is written through at once). That lets a change cancel
+ * Changes are not written when they happen: they are recorded as ops, in
+ * order, and applied at a commit point. That lets a change cancel
  * an earlier one that was never applied: a delivery acknowledged before its
  * insert was applied costs no statement at all, and neither does its
  * message once the last reference goes (the common case for online
  * subscribers: four statements per message become none).
  *
  * Epochs: every op belongs to the open epoch. `commit()` applies every op and
- * commits; `commitPrevious()` applies and commits only the epoch before the
- * open one and opens a new one, so the ops of the last turn stay cancellable
- * one turn longer. The broker holds each acknowledgement back until the
+ * commits; `commitKeeping(k)` applies and commits all but the newest k
+ * epochs, so the ops of the last k turns stay cancellable that much longer. The broker holds each acknowledgement back until the
  * epoch it depends on is committed (`committedEpoch`), so "acknowledged"
  * still means "stored" (or delivered and acknowledged, which needs nothing).
  *
@@ -59,26 +57,25 @@ class Op {
 
 export class Journal {
   private ops: Op[] = [];
-  private prev: Op[] = [];
+  /** Closed epochs not yet applied, oldest first. */
+  private kept: Op[][] = [];
   /** The epoch new ops belong to. */
   openEpoch = 1;
   /** Every op of this epoch and before is committed. */
   committedEpoch = 0;
+  /** Ops written to the store, and ops cancelled before they were (for stats). */
+  written = 0;
+  cancelled = 0;
   /** Pending inbound QoS 2 adds, by "clientId\0packetId", so a PUBREL before the commit cancels the pair. */
   private readonly pendingInbound = new Map<string, Op>();
 
-  constructor(
-    readonly store: Store,
-    /**
-     * Record ops and apply them at commit points (a durable store, where a
-     * statement costs); otherwise write through as each change happens.
-     */
-    private readonly deferred = store.durable,
-  ) {}
+  constructor(readonly store: Store) {}
 
   /** Ops recorded and not yet committed (acknowledgements must wait for them). */
   get pending(): boolean {
-    return this.ops.length > 0 || this.prev.length > 0;
+    if (this.ops.length > 0) return true;
+    for (const e of this.kept) if (e.length > 0) return true;
+    return false;
   }
 
   /** The open epoch has ops (this turn changed durable state). */
@@ -86,17 +83,15 @@ export class Journal {
     return this.ops.length > 0;
   }
 
-  /** Ops recorded in the open epoch. */
-  get openOps(): number {
-    return this.ops.length;
+  /** Ops recorded and not applied yet (cancelled ones included), in every epoch. */
+  get unappliedOps(): number {
+    let n = this.ops.length;
+    for (const e of this.kept) n += e.length;
+    return n;
   }
 
-  /** Record an op; returns it while it is pending, null when it was written through at once. */
-  private push(kind: K, key: string | number, ref: Op["ref"]): Op | null {
-    if (!this.deferred) {
-      this.write(kind, key, ref);
-      return null;
-    }
+  /** Record an op (pending until a commit point applies it). */
+  private push(kind: K, key: string | number, ref: Op["ref"]): Op {
     const op = new Op(kind, key, ref);
     this.ops.push(op);
     return op;
@@ -174,8 +169,7 @@ export class Journal {
 
   addInbound(s: Session, packetId: number): void {
     if (!s.stored) return;
-    const op = this.push(K.AddInbound, s.id, packetId);
-    if (op !== null) this.pendingInbound.set(`${s.id}\u0000${packetId}`, op);
+    this.pendingInbound.set(`${s.id}\u0000${packetId}`, this.push(K.AddInbound, s.id, packetId));
   }
 
   deleteInbound(s: Session, packetId: number): void {
@@ -217,28 +211,32 @@ export class Journal {
 
   /** Apply every recorded op and commit (one group commit). */
   commit(): void {
-    const prev = this.prev;
-    const ops = this.ops;
-    this.prev = [];
-    this.ops = [];
-    this.apply(prev);
-    this.apply(ops);
-    this.store.commit();
-    this.committedEpoch = this.openEpoch;
-    this.openEpoch++;
+    this.commitKeeping(0);
   }
 
   /**
-   * Apply and commit the epoch before the open one; the open epoch's ops stay
-   * cancellable until the next commit point.
+   * A commit point that keeps the newest `keep` epochs (the open one
+   * included) unapplied and cancellable: the older ones are applied and
+   * committed, and a new epoch opens.
    */
-  commitPrevious(): void {
-    const prev = this.prev;
-    this.prev = this.ops;
-    this.ops = [];
-    this.apply(prev);
+  commitKeeping(keep: number): void {
+    this.applyKeeping(keep);
     this.store.commit();
-    this.committedEpoch = this.openEpoch - 1;
+    this.committedEpoch = this.openEpoch - 1 - keep;
+  }
+
+  /**
+   * An epoch boundary without a commit ("interval" durability, where a timer
+   * commits): ops older than the newest `keep` epochs are written into the
+   * store's open transaction, so they do not pile up in memory.
+   */
+  applyKeeping(keep: number): void {
+    if (this.ops.length > 0 || keep > 0) this.kept.push(this.ops);
+    this.ops = [];
+    const kept = this.kept;
+    let n = 0;
+    while (kept.length - n > keep) this.apply(kept[n++]!);
+    if (n > 0) kept.splice(0, n);
     this.openEpoch++;
   }
 
@@ -248,10 +246,15 @@ export class Journal {
   }
 
   private apply(ops: Op[]): void {
+    let written = 0;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
-      if (!op.dead) this.write(op.kind, op.key, op.ref);
+      if (op.dead) continue;
+      this.write(op.kind, op.key, op.ref);
+      written++;
     }
+    this.written += written;
+    this.cancelled += ops.length - written;
   }
 
   /** Write one change to the store. */

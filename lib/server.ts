@@ -74,6 +74,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
       for (const l of listeners) l.stop(true);
       try {
         broker.journal.close(); // apply what is recorded, commit, WAL checkpoint
+        log.debug("journal", { written: broker.journal.written, cancelled: broker.journal.cancelled });
       } catch (err) {
         log.error("closing the store failed", { err });
       }

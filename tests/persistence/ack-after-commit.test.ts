@@ -139,3 +139,34 @@ describe("no acknowledgement on the wire before its commit (durability \"ack\")"
     }
   });
 });
+
+describe("under load, commits are deferred; acknowledgements wait for them", () => {
+  test("50 QoS 1 PUBLISHes in one read to an offline persistent session: each PUBACK is written only once its message's rows are in the database", async () => {
+    const store = tracked(new SqliteStore(join(dir, "c.db")));
+    const h = new Harness({ store });
+    try {
+      const sub = await h.connected("offline-sub", 4, { clean: false });
+      await sub.subscribe("d/#", 1);
+      sub.drop(); // offline: every message is queued, none acknowledged by a subscriber
+      await settle();
+      const pub = await h.connected("busy-pub", 4);
+      const early: number[] = [];
+      const parse = pub.transport.onWrite!;
+      pub.transport.onWrite = (chunk) => {
+        const stored = store.load().deliveries.filter((d) => d.clientId === "offline-sub").length;
+        for (let i = 0; i + 4 <= chunk.length; i += 4) {
+          if (chunk[i] !== 0x40) continue;
+          const id = (chunk[i + 2]! << 8) | chunk[i + 3]!;
+          if (stored < id) early.push(id); // message `id` is the id-th queued: its row must be there
+        }
+        parse(chunk);
+      };
+      pub.sendMany(Array.from({ length: 50 }, (_, i) => ({ cmd: "publish", topic: "d/x", qos: 1, messageId: i + 1, payload: Buffer.from(`m${i}`) })));
+      await settle(8);
+      expect(pub.take().filter((p) => p.cmd === "puback").length).toBe(50);
+      expect(early).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+});

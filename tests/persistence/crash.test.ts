@@ -556,6 +556,73 @@ describe("removals are durable too", () => {
     const [, ackC] = await connect(b.port, 5, { clientId: "s8-c", clean: false, properties: { sessionExpiryInterval: 3600 } });
     expect(ackC.sessionPresent).toBe(false);
   }, TEST_TIMEOUT);
+
+});
+
+describe("deliveries acknowledged before their commit are never written", () => {
+  test("(9) kill -9 while a persistent subscriber acknowledges as fast as it can (deliveries it acknowledged before the commit are never written): every PUBACKed message reached the subscriber before the kill or arrives after the restart", async () => {
+    const data = join(dir, "s9.db");
+    let b = await spawnBroker(data);
+    const [sub] = await connect(b.port, 4, { clientId: "s9-sub", clean: false });
+    expect(await subscribe(sub, 1, [{ topic: "c9/#", qos: 1 }])).toEqual([1]);
+    const before = new Set<number>();
+    // The subscriber reads and acknowledges everything at once.
+    let subDone = false;
+    const subLoop = (async () => {
+      while (!subDone) {
+        let p: Packet;
+        try {
+          p = await sub.next(5000);
+        } catch {
+          return;
+        }
+        if (p.cmd !== "publish") continue;
+        before.add(Number(Buffer.from(p.payload).toString().slice(2)));
+        sub.send({ cmd: "puback", messageId: p.messageId });
+      }
+    })();
+    // A publisher with 200 in flight: busy enough that commits are deferred (lib/batch.ts).
+    const N = 20_000;
+    const WINDOW = 200;
+    const killAt = 2000 + Math.floor(Math.random() * 8000);
+    const [pub] = await connect(b.port, 4, { clientId: "s9-pub", clean: true });
+    const ackedSeqs = new Set<number>();
+    let sent = 0;
+    let killed: Promise<void> | null = null;
+    const sendNext = () => {
+      const seq = sent++;
+      pub.send({ cmd: "publish", topic: `c9/t${seq % 5}`, payload: Buffer.from(`m-${seq}`), qos: 1, messageId: (seq % 65535) + 1, retain: false, dup: false });
+    };
+    while (sent < WINDOW) sendNext();
+    for (;;) {
+      let p: Packet;
+      try {
+        p = await pub.next(10_000);
+      } catch {
+        break;
+      }
+      if (p.cmd !== "puback") continue;
+      ackedSeqs.add((p.messageId as number) - 1); // N < 65535: the packet id is seq + 1
+      if (killed === null && ackedSeqs.size >= killAt) {
+        killed = b.kill9();
+        continue;
+      }
+      if (killed === null && sent < N) sendNext();
+    }
+    expect(killed).not.toBeNull();
+    await killed;
+    subDone = true;
+    await subLoop;
+    sub.destroy();
+
+    b = await spawnBroker(data);
+    const [sub2] = await connect(b.port, 4, { clientId: "s9-sub", clean: false });
+    const after = await receive(sub2, () => true, 20_000, 1000);
+    const have = new Set([...before, ...after.map((g) => Number(g.payload.slice(2)))]);
+    const missing = [...ackedSeqs].filter((a) => !have.has(a));
+    expect({ killAt, acked: ackedSeqs.size, missing: missing.slice(0, 10) }).toEqual({ killAt, acked: ackedSeqs.size, missing: [] });
+    await disconnect(sub2);
+  }, 60_000);
 });
 
 describe("graceful restart (SIGTERM)", () => {

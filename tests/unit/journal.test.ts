@@ -17,10 +17,10 @@ import { Subscription } from "../../lib/topic-tree.ts";
  * here is one, so `data` commits before every read. The cancellation tests
  * below use the raw tables (`raw`) to see what was not written.
  */
-function setup(deferred = true): { data: MemoryData; raw: MemoryData; store: MemoryStore; j: Journal } {
+function setup(): { data: MemoryData; raw: MemoryData; store: MemoryStore; j: Journal } {
   const raw = new MemoryData();
   const store = new MemoryStore(raw);
-  const j = new Journal(store, deferred); // deferred: ops applied at commit points, as on SQLite
+  const j = new Journal(store);
   const data = new Proxy(raw, {
     get(target, prop, receiver) {
       j.commit();
@@ -430,7 +430,7 @@ describe("Journal: countRestoredRef", () => {
     // Write: `m` retained and queued for c1.
     const data = new MemoryData();
     {
-      const j = new Journal(new MemoryStore(data), true);
+      const j = new Journal(new MemoryStore(data));
       const m = message("r/t", "restored", { retain: true });
       j.setRetained(m, null);
       const s = storedSession(j, "c1");
@@ -439,7 +439,7 @@ describe("Journal: countRestoredRef", () => {
       j.commit();
     }
     // "Restart": a new Journal over the same tables, rebuilt the way lib/restore.ts does.
-    const j = new Journal(new MemoryStore(data), true);
+    const j = new Journal(new MemoryStore(data));
     const snap = j.load();
     expect(snap.messages.length).toBe(1);
     const row = snap.messages[0]!;
@@ -514,7 +514,7 @@ describe("Journal: changes cancelled before they are applied cost nothing", () =
     expect(msg.storeRefs).toBe(0);
   });
 
-  test("commitPrevious leaves the last epoch's ops cancellable: saved in one turn, acknowledged in the next, never written", () => {
+  test("commitKeeping(1) leaves the last epoch's ops cancellable: saved in one turn, acknowledged in the next, never written", () => {
     const { raw, store, j } = setup();
     const s = storedSession(j, "c1");
     j.commit();
@@ -522,11 +522,11 @@ describe("Journal: changes cancelled before they are applied cost nothing", () =
     const d = enqueue(s, message());
     j.saveDelivery(s, d); // turn 1
     const e1 = j.openEpoch;
-    j.commitPrevious(); // end of turn 1: nothing of turn 1 applied yet
+    j.commitKeeping(1); // end of turn 1: nothing of turn 1 applied yet
     expect(raw.deliveries.size).toBe(0);
     expect(j.committedEpoch).toBe(e1 - 1);
     j.dropDelivery(s, d); // turn 2: the ack
-    j.commitPrevious(); // end of turn 2: turn 1 is committed, with nothing left to write
+    j.commitKeeping(1); // end of turn 2: turn 1 is committed, with nothing left to write
     expect(j.committedEpoch).toBe(e1);
     expect(writes.n).toBe(0);
     expect(raw.messages.size + raw.deliveries.size).toBe(0);
@@ -538,10 +538,10 @@ describe("Journal: changes cancelled before they are applied cost nothing", () =
     const msg = message();
     const d = enqueue(s, msg);
     j.saveDelivery(s, d);
-    j.commitPrevious();
+    j.commitKeeping(1);
     d.packetId = 9; // sent meanwhile
     j.saveDelivery(s, d);
-    j.commitPrevious();
+    j.commitKeeping(1);
     expect(raw.deliveries.get(k("c1", d.seq))?.packetId).toBe(9);
     expect(raw.messages.size).toBe(1);
     j.dropDelivery(s, d);
@@ -577,22 +577,5 @@ describe("Journal: changes cancelled before they are applied cost nothing", () =
     j.commit();
     expect([...raw.messages.values()].map((m) => m.payload.toString())).toEqual(["new"]);
     expect(raw.retained.get("r/t")).toBe(m2.storeId);
-  });
-});
-
-describe("Journal: write-through on a store in memory", () => {
-  test("each change reaches the store as it happens; nothing is pending", () => {
-    const data = new MemoryData();
-    const j = new Journal(new MemoryStore(data)); // MemoryStore is not durable: written through
-    const s = storedSession(j, "c1");
-    expect(data.sessions.has("c1")).toBe(true);
-    const msg = message();
-    const d = enqueue(s, msg);
-    j.saveDelivery(s, d);
-    expect(j.pending).toBe(false);
-    expect(data.messages.get(msg.storeId)?.topic).toBe("a/b");
-    expect(data.deliveries.get(k("c1", d.seq))?.messageId).toBe(msg.storeId);
-    j.dropDelivery(s, d);
-    expect(data.deliveries.size + data.messages.size).toBe(0);
   });
 });
