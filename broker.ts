@@ -70,6 +70,13 @@ function main(): void {
   }
   startBroker(config, store).then(
     (running) => {
+      // Handlers first: a signal right after the "listening" line must still stop cleanly.
+      const shutdown = (signal: string) => {
+        log.info("shutting down", { signal });
+        running.stop().then(() => process.exit(0));
+      };
+      process.once("SIGINT", () => shutdown("SIGINT"));
+      process.once("SIGTERM", () => shutdown("SIGTERM"));
       for (const a of running.addresses) {
         const host = a.host.includes(":") ? `[${a.host}]` : a.host;
         console.log(`bunmq listening on mqtt://${host}:${a.port}`);
@@ -78,12 +85,6 @@ function main(): void {
       if (running.addresses.every((a) => a.host === "127.0.0.1" || a.host === "::1" || a.host === "localhost")) {
         console.log("(loopback only; use --host 0.0.0.0 to listen on all interfaces)");
       }
-      const shutdown = (signal: string) => {
-        log.info("shutting down", { signal });
-        running.stop().then(() => process.exit(0));
-      };
-      process.once("SIGINT", () => shutdown("SIGINT"));
-      process.once("SIGTERM", () => shutdown("SIGTERM"));
     },
     (err: Error) => {
       console.error(`bunmq: ${startFailure(err, config.listeners)}`);

@@ -1,8 +1,9 @@
 /**
  * @module connection
  * `Connection` is transport and framing: it owns one `Transport`, cuts
- * frames out of its bytes, holds the output buffer, the timestamps the
- * housekeeping reads and the per-connection v5 limits the client told us. It
+ * frames out of its bytes, and holds the timestamps the housekeeping reads
+ * and the per-connection v5 limits the client told us (its output side is
+ * conn-output.ts, which it extends). It
  * holds no session state and knows no handler: frames go to the dispatch
  * table the broker was given.
  *
@@ -17,10 +18,10 @@
  * capped at limits.maxConnectSize, and a client that sends more than that
  * ahead of its CONNACK stops being read until then.
  *
- * Writing: packets are encoded into `out`; the broker seals and flushes every
- * dirty connection once per batch, after the store commit. A drain event
- * writes only sealed bytes, so no ack reaches the wire before the state it
- * acknowledges is committed. A partial write keeps the rest for `onDrain`.
+ * Writing (conn-output.ts): packets are encoded into `out`; every dirty
+ * connection is sealed and flushed once per batch, after the commit point
+ * (batch.ts). A drain event writes only sealed bytes, so no ack reaches the
+ * wire before the state it acknowledges is committed.
  *
  * Closing is a lingering close: our last packet (DISCONNECT, a refusing
  * CONNACK) is flushed, the write side is shut, and input is read and

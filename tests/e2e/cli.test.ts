@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { connectClient } from "../helpers/clients.ts";
+import { BrokerProcess as Proc } from "../helpers/process.ts";
 import { RawClient } from "../helpers/raw.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -21,64 +21,6 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "bunmq-cli-"));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A spawned broker whose stdout and stderr are read continuously into strings. */
-class Proc {
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<number>;
-
-  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
-    const drain = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      const dec = new TextDecoder();
-      for await (const chunk of s) this[key] += dec.decode(chunk, { stream: true });
-    };
-    const a = drain(proc.stdout, "stdout");
-    const b = drain(proc.stderr, "stderr");
-    this.done = proc.exited.then(async (code) => {
-      await Promise.all([a, b]);
-      return code;
-    });
-  }
-
-  static start(args: string[]): Proc {
-    const proc = Bun.spawn([process.execPath, "broker.ts", ...args], { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    return new Proc(proc);
-  }
-
-  /** Wait until stdout matches `re`; throws with both outputs on timeout or exit. */
-  async waitStdout(re: RegExp, ms = 10_000): Promise<RegExpMatchArray> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const m = this.stdout.match(re);
-      if (m) return m;
-      if (this.proc.exitCode !== null || Date.now() > end) {
-        throw new Error(`no ${re} on stdout (exit ${this.proc.exitCode})\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-      }
-      await Bun.sleep(10);
-    }
-  }
-
-  /** The port from the listening line. */
-  async port(): Promise<number> {
-    return Number((await this.waitStdout(LISTENING))[1]);
-  }
-
-  /** Exit code, or throws if the process is still running after `ms`. */
-  async exitCode(ms = 10_000): Promise<number> {
-    const t = Bun.sleep(ms).then(() => "timeout" as const);
-    const r = await Promise.race([this.done, t]);
-    if (r === "timeout") {
-      this.proc.kill("SIGKILL");
-      throw new Error(`process still running after ${ms} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-    }
-    return r;
-  }
-
-  kill(): void {
-    if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
-  }
-}
 
 /** Start a broker on a free port with in-memory state (nothing written into the repository). */
 async function startOk(extra: string[] = []): Promise<{ p: Proc; port: number }> {

@@ -22,14 +22,12 @@
  * the same file can be run against an older checkout.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { BrokerProcess } from "../helpers/process.ts";
 import { RawClient } from "../helpers/raw.ts";
 
-const ROOT = process.env.BUNMQ_ROOT ?? resolve(import.meta.dir, "../..");
-const LISTENING = /bunmq listening on mqtt:\/\/127\.0\.0\.1:(\d+)/;
 const NOFILE = 256;
 /** lib/fd-limit.ts FD_MARGIN: descriptors kept free beyond the connections. */
 const FD_MARGIN = 64;
@@ -64,46 +62,17 @@ function cpuSeconds(pid: number): number {
 const dir = mkdtempSync(join(tmpdir(), "bunmq-fd-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-class Broker {
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<number>;
+type Broker = BrokerProcess;
 
-  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
-    const drain = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      const dec = new TextDecoder();
-      try {
-        for await (const chunk of s) this[key] += dec.decode(chunk, { stream: true });
-      } catch {}
-    };
-    const a = drain(proc.stdout, "stdout");
-    const b = drain(proc.stderr, "stderr");
-    this.done = proc.exited.then(async (code) => {
-      await Promise.all([a, b]);
-      return code;
-    });
-  }
-
-  /** `bun broker.ts --port 0 --data :memory: --log-level warn` under `ulimit -n 256` (exec: the pid is the broker's). */
-  static async start(extra: string[] = []): Promise<{ b: Broker; port: number }> {
-    const script = `ulimit -n ${NOFILE} && exec "$0" broker.ts --port 0 --data :memory: --log-level warn "$@"`;
-    const proc = Bun.spawn([bash!, "-c", script, process.execPath, ...extra], { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const b = new Broker(proc);
-    const end = Date.now() + 15_000;
-    for (;;) {
-      const m = LISTENING.exec(b.stdout);
-      if (m) return { b, port: Number(m[1]) };
-      if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > end) {
-        proc.kill(9);
-        throw new Error(`broker did not start (exit ${proc.exitCode ?? proc.signalCode})\nstdout: ${b.stdout}\nstderr: ${b.stderr}`);
-      }
-      await Bun.sleep(20);
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(9);
-    await this.proc.exited;
+/** `bun broker.ts --port 0 --data :memory: --log-level warn` under `ulimit -n 256` (exec: the pid is the broker's). */
+async function startBroker(extra: string[] = []): Promise<{ b: Broker; port: number }> {
+  const script = `ulimit -n ${NOFILE} && exec "$0" broker.ts --port 0 --data :memory: --log-level warn "$@"`;
+  const b = BrokerProcess.spawn([bash!, "-c", script, process.execPath, ...extra]);
+  try {
+    return { b, port: await b.port() };
+  } catch (e) {
+    await b.kill();
+    throw e;
   }
 }
 
@@ -159,11 +128,11 @@ describe.skipIf(skipReason !== "")(`at the open-file limit (ulimit -n ${NOFILE}:
   let refusals = 0;
 
   beforeAll(async () => {
-    ({ b, port } = await Broker.start());
+    ({ b, port } = await startBroker());
   });
   afterAll(async () => {
     for (const c of live) c.destroy();
-    await b?.stop();
+    await b?.kill();
   });
 
   test(`(a) 300 sockets send CONNECT: about ${LIMIT} get CONNACK 0x00, every other one is closed promptly (none left unanswered)`, async () => {
@@ -261,7 +230,7 @@ describe.skipIf(skipReason !== "")("limits.maxConnections above what the open-fi
   test(`a configured maxConnections of 100000 under ulimit -n ${NOFILE} is lowered to ${LIMIT} with a warning, and enforced`, async () => {
     const config = join(dir, "max-connections.json");
     writeFileSync(config, JSON.stringify({ limits: { maxConnections: 100_000 } }));
-    const { b, port } = await Broker.start(["--config", config]);
+    const { b, port } = await startBroker(["--config", config]);
     const live: RawClient[] = [];
     try {
       const warning = b.stderr.split("\n").filter((l) => /maxConnections/.test(l));
@@ -276,7 +245,7 @@ describe.skipIf(skipReason !== "")("limits.maxConnections above what the open-fi
       expect({ ...t, atMostLimit: t.accepted <= LIMIT }).toEqual({ ...t, closed: 250 - t.accepted, unanswered: 0, atMostLimit: true });
     } finally {
       for (const c of live) c.destroy();
-      await b.stop();
+      await b.kill();
     }
   }, 30_000);
 });

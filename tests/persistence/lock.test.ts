@@ -16,14 +16,12 @@
  * the same file can be run against an older checkout.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { BrokerProcess, LISTENING, ROOT } from "../helpers/process.ts";
 import { RawClient } from "../helpers/raw.ts";
 
-const ROOT = process.env.BUNMQ_ROOT ?? resolve(import.meta.dir, "../..");
-const LISTENING = /bunmq listening on mqtt:\/\/127\.0\.0\.1:(\d+)/;
 const TEST_TIMEOUT = 40_000;
 const dir = mkdtempSync(join(tmpdir(), "bunmq-lock-"));
 
@@ -33,53 +31,8 @@ const inUseLine = (file: string, pid: number) => new RegExp(`^bunmq: database ${
 
 // ---- broker processes ------------------------------------------------------
 
-class Broker {
-  stdout = "";
-  stderr = "";
-  readonly done: Promise<number>;
-
-  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
-    const drain = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      const dec = new TextDecoder();
-      try {
-        for await (const chunk of s) this[key] += dec.decode(chunk, { stream: true });
-      } catch {}
-    };
-    const a = drain(proc.stdout, "stdout");
-    const b = drain(proc.stderr, "stderr");
-    this.done = proc.exited.then(async (code) => {
-      await Promise.all([a, b]);
-      return code;
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid;
-  }
-
-  /** The port from the listening line; throws with both outputs if the process exits first or after `ms`. */
-  async port(ms = 15_000): Promise<number> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const m = LISTENING.exec(this.stdout);
-      if (m) return Number(m[1]);
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null || Date.now() > end) {
-        throw new Error(`broker did not start (exit ${this.proc.exitCode ?? this.proc.signalCode})\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-      }
-      await Bun.sleep(20);
-    }
-  }
-
-  /** Exit code once the process is gone; throws (and kills it) if it is still running after `ms`. */
-  async exitCode(ms = 15_000): Promise<number> {
-    const r = await Promise.race([this.done, Bun.sleep(ms).then(() => "running" as const)]);
-    if (r === "running") {
-      this.proc.kill(9);
-      throw new Error(`process still running after ${ms} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-    }
-    return r;
-  }
-}
+const Broker = BrokerProcess;
+type Broker = BrokerProcess;
 
 const procs = new Set<Broker>();
 const clients = new Set<RawClient>();
