@@ -74,10 +74,10 @@ export class Broker {
   /** Enhanced authentication methods by name (v5 AUTH); register more with `set`. */
   readonly authMethods: Map<string, AuthMethod>;
   /** Sessions without a connection that have an expiry or a delayed will pending (swept by housekeeping). */
-  readonly offline = new Set<Session>();
+  private readonly offlineSet = new Set<Session>();
   /** Online sessions whose full queue holds publishers back (swept by housekeeping). */
-  readonly congested = new Set<Session>();
-  /** Write-through to the store for persistent sessions and retained messages. */
+  private readonly congestedSet = new Set<Session>();
+  /** Durable state of persistent sessions and retained messages, written at commit points (journal.ts). */
   readonly journal: Journal;
   /** Per-session delivery: in-flight window, queue, backpressure, resend. */
   readonly outbox: Outbox;
@@ -137,6 +137,27 @@ export class Broker {
   /** Live and closing connections (read only). */
   get connections(): ReadonlySet<Connection> {
     return this.connectionSet;
+  }
+
+  /** Sessions without a connection that have an expiry or a delayed will pending (read only). */
+  get offline(): ReadonlySet<Session> {
+    return this.offlineSet;
+  }
+
+  /** Online sessions whose full queue holds publishers back (read only). */
+  get congested(): ReadonlySet<Session> {
+    return this.congestedSet;
+  }
+
+  /** `s` holds publishers back (or no longer does): housekeeping watches it for the stall bound. */
+  setCongested(s: Session, on: boolean): void {
+    if (on) this.congestedSet.add(s);
+    else this.congestedSet.delete(s);
+  }
+
+  /** `s` has nothing pending offline (no expiry, no delayed will): housekeeping stops sweeping it. */
+  settled(s: Session): void {
+    this.offlineSet.delete(s);
   }
 
   /** Deliveries dropped, all causes. */
@@ -214,7 +235,7 @@ export class Broker {
     conn.session = session;
     session.expiresAt = 0;
     session.willAt = 0;
-    this.offline.delete(session);
+    this.offlineSet.delete(session);
     this.clients++;
   }
 
@@ -253,7 +274,7 @@ export class Broker {
       return;
     }
     s.expiresAt = s.expiryInterval === 0xffffffff ? 0 : now + s.expiryInterval * 1000;
-    if (s.expiresAt !== 0 || s.willAt !== 0) this.offline.add(s);
+    if (s.expiresAt !== 0 || s.willAt !== 0) this.offlineSet.add(s);
     this.journal.saveSession(s);
     // Last, so that a failure while routing the will leaves the session consistent.
     if (due) this.fireWill(s);
@@ -285,7 +306,7 @@ export class Broker {
     s.inflight.clear();
     s.resend = null;
     s.inboundQos2.clear();
-    this.offline.delete(s);
+    this.offlineSet.delete(s);
     if (this.sessionMap.get(s.id) === s) this.sessionMap.delete(s.id);
     const now = this.now();
     for (const d of handBack) if (!d.msg.expired(now)) this.router.deliverShared(d.group as SharedGroup<Session>, d.msg, null);
@@ -296,7 +317,7 @@ export class Broker {
   restoreSession(s: Session): void {
     this.sessionMap.set(s.id, s);
     for (const sub of s.subs.values()) this.router.topics.add(sub);
-    this.offline.add(s); // housekeeping drops it from the sweep when it has nothing pending
+    this.offlineSet.add(s); // housekeeping drops it from the sweep when it has nothing pending
   }
 
   // ---- subscriptions -----------------------------------------------------

@@ -79,7 +79,7 @@ function checkOffline(broker: Broker, s: Session, now: number): void {
     log.debug("session expired", { client: s.id });
     broker.endSession(s);
   } else if (s.expiresAt === 0 && s.willAt === 0) {
-    broker.offline.delete(s);
+    broker.settled(s);
   }
 }
 

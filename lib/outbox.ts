@@ -143,7 +143,7 @@ export class Outbox {
     if (s.blockers === null) {
       s.blockers = [];
       s.blockedSince = this.broker.now();
-      this.broker.congested.add(s);
+      this.broker.setCongested(s, true);
     }
     if (!s.blockers.includes(pub)) s.blockers.push(pub);
   }
@@ -154,7 +154,7 @@ export class Outbox {
     if (b === null) return;
     s.blockers = null;
     s.blockedSince = 0;
-    this.broker.congested.delete(s);
+    this.broker.setCongested(s, false);
     // Resume on the next turn: processing a held publisher's frames here would
     // re-enter routing from inside another client's packet handler.
     setImmediate(() => {
