@@ -22,7 +22,7 @@ import { dispatch } from "./handlers/index.ts";
 import { tick } from "./housekeeping.ts";
 import { Journal } from "./journal.ts";
 import { log } from "./log.ts";
-import { type Delivery, Message, type QoS } from "./message.ts";
+import { type Delivery, Message } from "./message.ts";
 import { Outbox } from "./outbox.ts";
 import { ConnackEncoder } from "./protocol/connack.ts";
 import { RC } from "./protocol/reason-codes.ts";
@@ -31,7 +31,7 @@ import { RetainedSender } from "./retained-sender.ts";
 import { RetainedStore } from "./retained.ts";
 import { Routed, Router } from "./router.ts";
 import { Session, type Will } from "./session.ts";
-import { MemoryStore, type Store } from "./store.ts";
+import { MemoryStore, type Store, type StoredSubscription } from "./store.ts";
 import { type SharedGroup, Subscription } from "./topic-tree.ts";
 
 export interface BrokerStats {
@@ -48,15 +48,8 @@ export interface BrokerStats {
   stuckSubscribers: number;
 }
 
-/** A subscription request, as SUBSCRIBE or restore gives it. */
-export interface SubscribeRequest {
-  /** The filter as sent, with any `$share/{group}/` prefix. */
-  filter: string;
-  qos: QoS;
-  noLocal: boolean;
-  rap: boolean;
-  rh: number;
-  subId: number;
+/** A subscription request, as SUBSCRIBE gives it: the stored fields plus how it is matched. */
+export interface SubscribeRequest extends Omit<StoredSubscription, "clientId"> {
   /** Shared-subscription group, or null. */
   group: string | null;
   /** The filter matched against topics (without the `$share/` prefix). */

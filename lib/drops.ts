@@ -32,46 +32,37 @@ const WHY: Record<Drop, string> = {
 };
 
 export class DropCounters {
-  queueFull = 0;
-  qos0Pending = 0;
-  tooLarge = 0;
-  expired = 0;
-  retainedLimit = 0;
+  /** Per cause, indexed by `Drop`. */
+  private readonly n = [0, 0, 0, 0, 0];
   private readonly lastLog = [0, 0, 0, 0, 0];
 
   constructor(private readonly now: () => number) {}
 
+  get queueFull(): number {
+    return this.n[Drop.QueueFull]!;
+  }
+  get qos0Pending(): number {
+    return this.n[Drop.Qos0Pending]!;
+  }
+  get tooLarge(): number {
+    return this.n[Drop.TooLarge]!;
+  }
+  get expired(): number {
+    return this.n[Drop.Expired]!;
+  }
+  get retainedLimit(): number {
+    return this.n[Drop.RetainedLimit]!;
+  }
   get total(): number {
-    return this.queueFull + this.qos0Pending + this.tooLarge + this.expired + this.retainedLimit;
+    return this.n.reduce((a, b) => a + b, 0);
   }
 
   count(cause: Drop, client: string): void {
-    let n: number;
-    switch (cause) {
-      case Drop.QueueFull:
-        n = ++this.queueFull;
-        break;
-      case Drop.Qos0Pending:
-        n = ++this.qos0Pending;
-        break;
-      case Drop.TooLarge:
-        n = ++this.tooLarge;
-        break;
-      case Drop.Expired:
-        n = ++this.expired;
-        break;
-      case Drop.RetainedLimit:
-        n = ++this.retainedLimit;
-        break;
-    }
+    const n = ++this.n[cause]!;
     const now = this.now();
     if (now - this.lastLog[cause]! > LOG_INTERVAL_MS) {
       this.lastLog[cause] = now;
       log.warn(WHY[cause], { client, total: n });
     }
-  }
-
-  snapshot(): { queueFull: number; qos0Pending: number; tooLarge: number; expired: number; retainedLimit: number } {
-    return { queueFull: this.queueFull, qos0Pending: this.qos0Pending, tooLarge: this.tooLarge, expired: this.expired, retainedLimit: this.retainedLimit };
   }
 }
