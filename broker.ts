@@ -9,6 +9,7 @@ import { ListenError, listenError } from "./lib/listen-error.ts";
 import { log, setLogLevel } from "./lib/log.ts";
 import { openStore, startBroker } from "./lib/server.ts";
 import { StoreError } from "./lib/store-sqlite.ts";
+import { TlsError } from "./lib/tls-material.ts";
 
 const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--data PATH] [--log-level LEVEL]
 
@@ -19,7 +20,10 @@ const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--data 
   --data PATH        SQLite database file (default ./data/bunmq.db);
                      ":memory:" keeps state in memory only
   --log-level LEVEL  error | warn | info | debug (default info)
-  --help             print this help`;
+  --help             print this help
+
+Listeners for TLS (mqtts), WebSockets (ws) and secure WebSockets (wss) are
+set in the config file; SIGHUP reloads their certificates.`;
 
 function main(): void {
   let args;
@@ -77,10 +81,12 @@ function main(): void {
       };
       process.once("SIGINT", () => shutdown("SIGINT"));
       process.once("SIGTERM", () => shutdown("SIGTERM"));
-      for (const a of running.addresses) {
-        const host = a.host.includes(":") ? `[${a.host}]` : a.host;
-        console.log(`bunmq listening on mqtt://${host}:${a.port}`);
-      }
+      // SIGHUP: renewed certificates for new connections; live ones stay.
+      process.on("SIGHUP", () => {
+        log.info("SIGHUP: reloading certificates");
+        running.reloadTls();
+      });
+      for (const a of running.addresses) console.log(`bunmq listening on ${a.url}`);
       console.log(`state: ${running.broker.journal.store.description} (durability: ${config.persistence.durability})`);
       if (running.addresses.every((a) => a.host === "127.0.0.1" || a.host === "::1" || a.host === "localhost")) {
         console.log("(loopback only; use --host 0.0.0.0 to listen on all interfaces)");
@@ -95,7 +101,7 @@ function main(): void {
 
 /** One line for an error that stopped the start. */
 function startFailure(err: Error, listeners: Config["listeners"]): string {
-  if (err instanceof StoreError || err instanceof ListenError) return err.message;
+  if (err instanceof StoreError || err instanceof ListenError || err instanceof TlsError) return err.message;
   const failed = failedListener(err, listeners);
   return failed ? listenError(err, failed.host, failed.port).message : `cannot start: ${err.message}`;
 }

@@ -19,12 +19,16 @@ export class Authenticator {
     this.users = new Map(cfg.users.map((u) => [u.username, u.password]));
   }
 
-  /** 0 to accept, else the reason code (0x86 bad credentials, 0x87 not authorized). */
-  check(username: string | undefined, password: Buffer | undefined): number | Promise<number> {
+  /**
+   * 0 to accept, else the reason code (0x86 bad credentials, 0x87 not
+   * authorized). `allowAnonymous` is the listener's override of the global
+   * setting, if it has one.
+   */
+  check(username: string | undefined, password: Buffer | undefined, allowAnonymous = this.allowAnonymous): number | Promise<number> {
     // No users configured and anonymous access on: credentials are not checked (as mosquitto does).
-    if (this.users.size === 0 && this.allowAnonymous) return 0;
+    if (this.users.size === 0 && allowAnonymous) return 0;
     if (username === undefined) {
-      return this.allowAnonymous && password === undefined ? 0 : RC.NOT_AUTHORIZED;
+      return allowAnonymous && password === undefined ? 0 : RC.NOT_AUTHORIZED;
     }
     const stored = this.users.get(username);
     if (stored === undefined) return RC.BAD_USER_NAME_OR_PASSWORD;

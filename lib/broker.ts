@@ -21,6 +21,7 @@ import { type AuthMethod, defaultAuthMethods } from "./enhanced-auth.ts";
 import { dispatch } from "./handlers/index.ts";
 import { tick } from "./housekeeping.ts";
 import { Journal } from "./journal.ts";
+import type { ListenerInfo } from "./listener-info.ts";
 import { log } from "./log.ts";
 import { type Delivery, Message } from "./message.ts";
 import { Outbox } from "./outbox.ts";
@@ -161,17 +162,24 @@ export class Broker {
   // ---- connections -------------------------------------------------------
 
   /**
-   * May one more connection be accepted? Over the limit the transport sheds
-   * the socket at once (a reset); refusals are counted and logged at most
-   * every 5 s.
+   * May one more connection be accepted on `listener`? Over the broker's
+   * limit or the listener's own, the transport sheds the socket at once (a
+   * reset, or HTTP 503 before a WebSocket upgrade); refusals are counted and
+   * logged at most every 5 s.
    */
-  admit(): boolean {
-    if (this.connectionSet.size < this.maxConnections) return true;
+  admit(listener: ListenerInfo): boolean {
+    if (this.connectionSet.size < this.maxConnections && listener.connections < listener.maxConnections) return true;
     this.refused++;
+    listener.refused++;
     const now = this.now();
     if (now - this.lastRefusedLog > 5000) {
       this.lastRefusedLog = now;
-      log.warn("connection limit reached; refusing connections", { limit: this.maxConnections, refusedTotal: this.refused });
+      const full = this.connectionSet.size >= this.maxConnections;
+      log.warn("connection limit reached; refusing connections", {
+        listener: full ? undefined : listener.url,
+        limit: full ? this.maxConnections : listener.maxConnections,
+        refusedTotal: this.refused,
+      });
     }
     return false;
   }
@@ -179,11 +187,13 @@ export class Broker {
   /** A connection was created for an admitted socket. */
   adopt(conn: Connection): void {
     this.connectionSet.add(conn);
+    conn.listener.connections++;
+    conn.listener.accepted++;
   }
 
   /** The socket is gone for good. */
   forget(conn: Connection): void {
-    this.connectionSet.delete(conn);
+    if (this.connectionSet.delete(conn)) conn.listener.connections--;
   }
 
   // ---- sessions ----------------------------------------------------------

@@ -8,6 +8,7 @@
  * maxConnections, one derived at start (fd-limit.ts).
  */
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -21,12 +22,97 @@ const Port = int(PORT_MIN, PORT_MAX);
 const LogLevel = z.enum(LOG_LEVELS);
 const DataPath = z.string().min(1);
 
-const Listener = z.strictObject({
-  /** Address to bind; "0.0.0.0" or "::" listens on all interfaces. */
-  host: Host.default("127.0.0.1"),
-  /** TCP port; 0 picks a free one (the real port is printed). */
-  port: Port.default(1883),
+/** Transport of a listener: MQTT over TCP, over TLS, over WebSocket, over WebSocket on TLS. */
+export const PROTOCOLS = ["mqtt", "mqtts", "ws", "wss"] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+/** The port a listener gets when its config names none. */
+const DEFAULT_PORT: Record<Protocol, number> = { mqtt: 1883, mqtts: 8883, ws: 8080, wss: 8081 };
+const DEFAULT_WS_PATH = "/mqtt";
+
+/**
+ * TLS of an `mqtts` or `wss` listener. File paths are relative to the config
+ * file (resolved by loadConfig); the files are read at start and on SIGHUP
+ * (tls-material.ts).
+ */
+const Tls = z.strictObject({
+  /** Server certificate chain (PEM): the certificate, then any intermediates. */
+  cert: z.string().min(1),
+  /** Private key of the certificate (PEM). */
+  key: z.string().min(1),
+  /** Passphrase of an encrypted key. */
+  passphrase: z.string().optional(),
+  /** CA certificates (PEM) that client certificates must chain to. */
+  ca: z.string().min(1).optional(),
+  /** Refuse a client without a certificate signed by `ca` (mutual TLS). */
+  requireClientCert: z.boolean().default(false),
+  /** The client certificate's Common Name is the username (Mosquitto's use_identity_as_username); no password is checked. */
+  useIdentityAsUsername: z.boolean().default(false),
+  /** Oldest TLS version accepted. */
+  minVersion: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2"),
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are not configurable); the library default when absent. */
+  ciphers: z.string().min(1).optional(),
 });
+
+const Listener = z
+  .strictObject({
+    /** Address to bind; "0.0.0.0" or "::" listens on all interfaces. */
+    host: Host.default("127.0.0.1"),
+    /** TCP port; 0 picks a free one (the real port is printed). Default by protocol: 1883, 8883, 8080, 8081. */
+    port: Port.optional(),
+    protocol: z.enum(PROTOCOLS).default("mqtt"),
+    /** ws / wss: the HTTP path of the MQTT endpoint. */
+    path: z.string().startsWith("/", "expected a path starting with /").optional(),
+    /** mqtts / wss: certificates and client-certificate policy. */
+    tls: Tls.optional(),
+    /** Connections on this listener (also bounded by limits.maxConnections). */
+    maxConnections: int(1, 10_000_000).optional(),
+    /** Overrides auth.allowAnonymous for clients of this listener. */
+    allowAnonymous: z.boolean().optional(),
+  })
+  .superRefine((l, ctx) => {
+    const secure = l.protocol === "mqtts" || l.protocol === "wss";
+    const web = l.protocol === "ws" || l.protocol === "wss";
+    if (secure && l.tls === undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `required for protocol ${l.protocol} (cert and key)` });
+    if (!secure && l.tls !== undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `only for protocol mqtts or wss (this listener is ${l.protocol})` });
+    if (!web && l.path !== undefined) ctx.addIssue({ code: "custom", path: ["path"], message: `only for protocol ws or wss (this listener is ${l.protocol})` });
+    const t = l.tls;
+    if (t?.requireClientCert && t.ca === undefined) ctx.addIssue({ code: "custom", path: ["tls", "ca"], message: "required with requireClientCert (the CA client certificates must chain to)" });
+    if (t?.useIdentityAsUsername && !t.requireClientCert) {
+      ctx.addIssue({ code: "custom", path: ["tls", "useIdentityAsUsername"], message: "needs requireClientCert: true (an identity only a verified certificate gives)" });
+    }
+    if (t?.useIdentityAsUsername && l.protocol === "wss") {
+      // Bun.serve verifies client certificates but does not expose them to the application.
+      ctx.addIssue({ code: "custom", path: ["tls", "useIdentityAsUsername"], message: "supported on mqtts listeners only (a wss listener cannot read the client certificate)" });
+    }
+  })
+  .transform((l) => ({ ...l, port: l.port ?? DEFAULT_PORT[l.protocol], ...(l.protocol === "ws" || l.protocol === "wss" ? { path: l.path ?? DEFAULT_WS_PATH } : {}) }));
+
+export type ListenerConfig = z.infer<typeof Listener>;
+
+/**
+ * Listeners may share a port only as WebSocket endpoints of one HTTP server
+ * (same protocol and TLS, different paths); anything else on one host:port
+ * would fail to bind at start, so it is refused here with both names.
+ */
+function checkListenerAddresses(ls: ListenerConfig[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  ls.forEach((l, i) => {
+    if (l.port === 0) return; // each gets its own free port
+    const key = `${l.host}|${l.port}`;
+    const j = seen.get(key);
+    if (j === undefined) {
+      seen.set(key, i);
+      return;
+    }
+    const o = ls[j]!;
+    const web = (x: ListenerConfig) => x.protocol === "ws" || x.protocol === "wss";
+    if (!web(l) || o.protocol !== l.protocol || JSON.stringify(o.tls) !== JSON.stringify(l.tls)) {
+      ctx.addIssue({ code: "custom", path: [i, "port"], message: `${l.host}:${l.port} is already used by listeners.${j} (only ws/wss endpoints with the same TLS may share a port)` });
+    } else if (o.path === l.path) {
+      ctx.addIssue({ code: "custom", path: [i, "path"], message: `${l.path} on ${l.host}:${l.port} is already served by listeners.${j}` });
+    }
+  });
+}
 
 /** The `limits` section; exported so that tests can check the example file lists every key. */
 export const LimitsSchema = z.strictObject({
@@ -113,7 +199,7 @@ const Mqtt = z.strictObject({
 });
 
 export const ConfigSchema = z.strictObject({
-  listeners: z.array(Listener).min(1).default([{ host: "127.0.0.1", port: 1883 }]),
+  listeners: z.array(Listener).min(1).superRefine(checkListenerAddresses).default([{ host: "127.0.0.1", port: 1883, protocol: "mqtt" }]),
   logLevel: LogLevel.default("info"),
   limits: LimitsSchema.default(() => LimitsSchema.parse({})),
   persistence: Persistence.default(() => Persistence.parse({})),
@@ -132,8 +218,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** Validate a config object; defaults fill everything left out. */
-export function parseConfig(input: unknown, source = "config"): Config {
+/**
+ * Validate a config object; defaults fill everything left out. Relative TLS
+ * file paths are resolved against `baseDir` (loadConfig: the config file's
+ * directory).
+ */
+export function parseConfig(input: unknown, source = "config", baseDir = process.cwd()): Config {
   const result = ConfigSchema.safeParse(input);
   if (!result.success) {
     const lines = result.error.issues.flatMap((i) => {
@@ -143,6 +233,13 @@ export function parseConfig(input: unknown, source = "config"): Config {
       return [`  ${at(i.path)}: ${i.message}`];
     });
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
+  }
+  for (const l of result.data.listeners) {
+    const t = l.tls;
+    if (t === undefined) continue;
+    t.cert = resolve(baseDir, t.cert);
+    t.key = resolve(baseDir, t.key);
+    if (t.ca !== undefined) t.ca = resolve(baseDir, t.ca);
   }
   return deepFreeze(result.data);
 }
@@ -198,9 +295,10 @@ export function flagOverrides(flags: Flags): Overrides {
  */
 export function loadConfig(path: string | undefined, overrides: Overrides = {}): Config {
   const raw = path === undefined ? {} : readConfigFile(path);
-  const fromFile = parseConfig(raw, path ?? "config");
+  const baseDir = path === undefined ? process.cwd() : dirname(resolve(path));
+  const fromFile = parseConfig(raw, path ?? "config", baseDir);
   if (Object.values(overrides).every((v) => v === undefined)) return fromFile;
-  return parseConfig(applyOverrides(raw, overrides), `${path ?? "config"} with the overrides`);
+  return parseConfig(applyOverrides(raw, overrides), `${path ?? "config"} with the overrides`, baseDir);
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

@@ -29,6 +29,7 @@
  * still sending reads the reason instead of a reset.
  */
 import type { Broker } from "./broker.ts";
+import type { ListenerInfo } from "./listener-info.ts";
 import { State } from "./conn-state.ts";
 import type { AuthContext } from "./auth-context.ts";
 import { log } from "./log.ts";
@@ -92,7 +93,15 @@ export class Connection extends ConnectionOutput implements TopicCache {
   /** v5 enhanced authentication: the CONNECT's method and the exchange in progress, or null ([MQTT-4.12.0-7]). */
   auth: AuthContext | null = null;
 
-  constructor(transport: Transport, broker: Broker) {
+  /** The user name this connection authenticated as (CONNECT, enhanced authentication, or the certificate's CN), or undefined. */
+  username: string | undefined = undefined;
+
+  constructor(
+    transport: Transport,
+    broker: Broker,
+    /** The listener it arrived on: its policy and counters. */
+    readonly listener: ListenerInfo,
+  ) {
     super(transport, broker);
     const now = broker.now();
     this.openedAt = now;

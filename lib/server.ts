@@ -1,15 +1,15 @@
 /**
  * @module server
- * Assembles a running broker from a config: the `Broker`, one TCP listener
- * per configured address and the housekeeping timer. `stop()` closes
- * listeners and clients (v5: DISCONNECT 0x8B). Used by broker.ts and by the
- * tests, which start brokers in-process on port 0.
+ * Assembles a running broker from a config: the `Broker`, its listeners on
+ * every transport (listeners.ts) and the housekeeping timer. `stop()` closes
+ * listeners and clients (v5: DISCONNECT 0x8B); `reloadTls()` applies renewed
+ * certificates to new connections. Used by broker.ts and by the tests, which
+ * start brokers in-process on port 0.
  */
-import type { TCPSocketListener } from "bun";
 import { Broker } from "./broker.ts";
-import type { Config } from "./config.ts";
-import type { Connection } from "./connection.ts";
-import { startTcpListener } from "./tcp.ts";
+import type { Config, Protocol } from "./config.ts";
+import type { ListenerInfo } from "./listener-info.ts";
+import { Listeners, type TlsReload } from "./listeners.ts";
 import { connectionLimit, raiseFdLimit } from "./fd-limit.ts";
 import { guarded, log, setLogLevel } from "./log.ts";
 import { MemoryStore, type Store } from "./store.ts";
@@ -20,10 +20,14 @@ const TICK_MS = 250;
 
 export interface RunningBroker {
   broker: Broker;
-  /** host:port actually bound, one per listener (port 0 resolved). */
-  addresses: { host: string; port: number }[];
+  /** Where each listener is bound, in config order (port 0 resolved). */
+  addresses: { host: string; port: number; protocol: Protocol; url: string }[];
+  /** The listeners, with their policy and counters, in config order. */
+  listeners: readonly ListenerInfo[];
   /** The first listener's port. */
   port: number;
+  /** Re-read the TLS files; changed certificates apply to new connections, live ones stay (SIGHUP). */
+  reloadTls(): TlsReload[];
   stop(): Promise<void>;
 }
 
@@ -42,11 +46,10 @@ export async function startBroker(config: Config, store: Store = openStore(confi
     store.close();
     throw err;
   }
-  const listeners: TCPSocketListener<Connection>[] = [];
+  let listeners: Listeners;
   try {
-    for (const l of config.listeners) listeners.push(startTcpListener(l, broker));
+    listeners = new Listeners(config, broker);
   } catch (err) {
-    for (const l of listeners) l.stop(true);
     store.close();
     throw err;
   }
@@ -60,18 +63,20 @@ export async function startBroker(config: Config, store: Store = openStore(confi
   let stopped = false;
   return {
     broker,
-    addresses: listeners.map((l, i) => ({ host: config.listeners[i]!.host, port: l.port })),
-    port: listeners[0]!.port,
+    addresses: listeners.infos.map((l) => ({ host: l.host, port: l.port, protocol: l.protocol, url: l.url })),
+    listeners: listeners.infos,
+    port: listeners.infos[0]!.port,
+    reloadTls: () => listeners.reloadTls(),
     async stop() {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
       if (flusher) clearInterval(flusher);
-      for (const l of listeners) l.stop(false);
+      listeners.stop(false);
       broker.closeAll();
       // Let the final DISCONNECTs leave before the sockets are torn down.
       await Bun.sleep(20);
-      for (const l of listeners) l.stop(true);
+      listeners.stop(true);
       try {
         broker.journal.close(); // apply what is recorded, commit, WAL checkpoint
         log.debug("journal", { written: broker.journal.written, cancelled: broker.journal.cancelled });

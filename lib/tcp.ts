@@ -1,26 +1,30 @@
 /**
  * @module tcp
- * The plain TCP transport: `Bun.listen` with one shared handler object, and
- * `TcpTransport`, the `Transport` over a Bun socket. Each handler forwards to
- * the `Connection` kept in `socket.data`; the connection's entry points end
- * the batch. Nothing MQTT-specific here.
+ * MQTT over TCP and over TLS (`mqtt`, `mqtts`): `Bun.listen` with one shared
+ * handler object, and `TcpTransport` / `TlsTransport`, the `Transport` over a
+ * Bun socket. Each handler forwards to the `Connection` kept in
+ * `socket.data`; the connection's entry points end the batch. Nothing
+ * MQTT-specific here.
+ *
+ * TLS: with a `handshake` handler, Bun calls `open` when the TCP connection
+ * is accepted, before the handshake; so the connection exists from the first
+ * byte, counts toward the limits, and a handshake that does not finish is
+ * closed by the connect timeout like a CONNECT that does not come. A failed
+ * handshake (no or untrusted client certificate, plain MQTT bytes, an old
+ * TLS version) is closed by Bun and ends that socket only.
  */
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket, TCPSocketListener, TCPSocketListenOptions, TLSOptions } from "bun";
 import type { PeerCertificate } from "node:tls";
 import type { Broker } from "./broker.ts";
 import { Connection } from "./connection.ts";
+import type { ListenerInfo } from "./listener-info.ts";
 import { listenError } from "./listen-error.ts";
 import { log } from "./log.ts";
 import type { Transport } from "./transport.ts";
 
-export interface TcpListenerOptions {
-  host: string;
-  port: number;
-}
-
 /** A Bun socket seen through the `Transport` interface. */
 export class TcpTransport implements Transport {
-  constructor(private readonly socket: Socket<Connection>) {}
+  constructor(protected readonly socket: Socket<Connection>) {}
 
   write(buf: Buffer, offset: number, length: number): number {
     return this.socket.write(buf, offset, length);
@@ -53,43 +57,81 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** Listen on opts.host:opts.port; a failure is a ListenError with a one-line message (port in use, ...). */
-export function startTcpListener(opts: TcpListenerOptions, broker: Broker): TCPSocketListener<Connection> {
-  try {
-    return listen(opts, broker);
-  } catch (err) {
-    throw listenError(err, opts.host, opts.port);
+/** The same over TLS: the client's certificate is there to read. */
+export class TlsTransport extends TcpTransport {
+  override peerCertificate(): PeerCertificate | null {
+    const c = this.socket.getPeerCertificate();
+    // Bun gives {} when the client sent none.
+    return c !== null && c !== undefined && c.subject !== undefined ? c : null;
   }
 }
 
-function listen(opts: TcpListenerOptions, broker: Broker): TCPSocketListener<Connection> {
-  return Bun.listen<Connection>({
-    hostname: opts.host,
-    port: opts.port,
-    socket: {
-      open(socket: Socket<Connection>) {
-        // Shed at once when full: accepting and resetting never leaves the
-        // listener spinning on a descriptor limit (see fd-limit.ts).
-        if (!broker.admit()) {
-          socket.terminate();
-          return;
-        }
-        // (Bun sets TCP_NODELAY on accepted sockets itself.)
-        socket.data = new Connection(new TcpTransport(socket), broker);
-      },
-      data(socket: Socket<Connection>, chunk: Buffer) {
-        socket.data.onData(chunk);
-      },
-      drain(socket: Socket<Connection>) {
-        socket.data?.onDrain();
-      },
-      close(socket: Socket<Connection>) {
-        socket.data?.onClose();
-      },
-      error(socket: Socket<Connection>, err: Error) {
-        // Connection entry points catch their own failures; what reaches here is a socket error.
-        if (log.debugEnabled) log.debug("socket error", { client: socket.data?.clientId, err });
-      },
+export interface TcpListenOptions {
+  /** TLS options (mqtts), or null for plain TCP. */
+  tls: TLSOptions | null;
+  /** Bind with SO_REUSEPORT, so that a second listener can take over the port (certificate reload, listeners.ts). */
+  reusePort?: boolean;
+}
+
+/** Listen for `info` (host, port); a failure is a ListenError with a one-line message (port in use, ...). */
+export function startTcpListener(info: ListenerInfo, broker: Broker, opts: TcpListenOptions): TCPSocketListener<Connection> {
+  try {
+    const options: TCPSocketListenOptions<Connection> & { reusePort?: boolean } = {
+      hostname: info.host,
+      port: info.port,
+      socket: opts.tls !== null ? tlsHandlers(info, broker) : tcpHandlers(info, broker),
+    };
+    if (opts.tls !== null) options.tls = opts.tls;
+    // Supported by Bun.listen (Linux SO_REUSEPORT), though missing from its listen types.
+    if (opts.reusePort) options.reusePort = true;
+    return Bun.listen<Connection>(options);
+  } catch (err) {
+    throw listenError(err, info.host, info.port);
+  }
+}
+
+function tcpHandlers(info: ListenerInfo, broker: Broker) {
+  return {
+    open(socket: Socket<Connection>) {
+      // Shed at once when full: accepting and resetting never leaves the
+      // listener spinning on a descriptor limit (see fd-limit.ts).
+      if (!broker.admit(info)) {
+        socket.terminate();
+        return;
+      }
+      // (Bun sets TCP_NODELAY on accepted sockets itself.)
+      socket.data = new Connection(new TcpTransport(socket), broker, info);
     },
-  });
+    data(socket: Socket<Connection>, chunk: Buffer) {
+      socket.data.onData(chunk);
+    },
+    drain(socket: Socket<Connection>) {
+      socket.data?.onDrain();
+    },
+    close(socket: Socket<Connection>) {
+      socket.data?.onClose();
+    },
+    error(socket: Socket<Connection>, err: Error) {
+      // Connection entry points catch their own failures; what reaches here is a socket error.
+      if (log.debugEnabled) log.debug("socket error", { client: socket.data?.clientId, listener: info.url, err });
+    },
+  };
+}
+
+function tlsHandlers(info: ListenerInfo, broker: Broker) {
+  const h = tcpHandlers(info, broker);
+  return {
+    ...h,
+    open(socket: Socket<Connection>) {
+      if (!broker.admit(info)) {
+        socket.terminate();
+        return;
+      }
+      socket.data = new Connection(new TlsTransport(socket), broker, info);
+    },
+    handshake(socket: Socket<Connection>, ok: boolean, err: Error | null) {
+      // A refused handshake is closed by Bun itself; only say why, at debug (a scanner must not flood the log).
+      if (!ok && log.debugEnabled) log.debug("TLS handshake failed", { listener: info.url, remote: socket.data?.remote, err: err?.message });
+    },
+  };
 }

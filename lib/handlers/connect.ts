@@ -11,6 +11,7 @@
  * so its later socket-close can no longer reach the session.
  */
 import { randomBytes } from "node:crypto";
+import type { PeerCertificate } from "node:tls";
 import { AuthContext, type PendingConnect } from "../auth-context.ts";
 import { State } from "../conn-state.ts";
 import type { Connection } from "../connection.ts";
@@ -118,6 +119,15 @@ export function handleConnect(conn: Connection, p: DecodedConnect): void {
 
   const pending: PendingConnect = { p, clientId, assigned, will, serverKeepAlive };
 
+  if (conn.listener.identityAsUsername) {
+    // The TLS handshake verified the certificate against the listener's CA: its Common Name
+    // is the user, and the CONNECT's user name and password are not used (Mosquitto's
+    // use_identity_as_username).
+    const cn = commonName(conn.transport.peerCertificate());
+    if (cn === undefined) throw new MqttError(RC.NOT_AUTHORIZED, "the client certificate has no Common Name");
+    conn.username = cn;
+  }
+
   if (conn.v5 && props?.authenticationMethod !== undefined) {
     // Enhanced authentication (v5 §4.12): the method runs its exchange; unknown methods get 0x8C ([MQTT-4.12.0-1]).
     const name = String(props.authenticationMethod);
@@ -130,7 +140,13 @@ export function handleConnect(conn: Connection, p: DecodedConnect): void {
     return;
   }
 
-  const verdict = broker.auth.check(p.username, p.password);
+  let verdict: number | Promise<number>;
+  if (conn.listener.identityAsUsername) {
+    verdict = 0; // the certificate authenticated the client (above)
+  } else {
+    conn.username = p.username;
+    verdict = broker.auth.check(p.username, p.password, conn.listener.allowAnonymous);
+  }
   if (typeof verdict === "number") {
     if (verdict !== 0) throw new MqttError(verdict, "authentication failed");
     accept(conn, pending);
@@ -198,6 +214,13 @@ function parseWill(conn: Connection, w: WillPacket, maxLevels: number, passThrou
   };
 }
 
+/** The subject CN of a peer certificate (the first, if it has several), or undefined. */
+function commonName(cert: PeerCertificate | null): string | undefined {
+  const cn = cert?.subject?.CN as string | string[] | undefined;
+  const first = Array.isArray(cn) ? cn[0] : cn;
+  return first !== undefined && first.length > 0 ? first : undefined;
+}
+
 function generateClientId(conn: Connection): string {
   // Unique among existing sessions ([MQTT-3.2.2-16] 5).
   for (;;) {
@@ -229,6 +252,7 @@ export function continueAuth(conn: Connection, data: Buffer | undefined): void {
   if (step.kind === "fail") throw new MqttError(step.code, step.reason);
   const pending = auth.pendingConnect!;
   auth.pendingConnect = null;
+  if (!conn.listener.identityAsUsername) conn.username = step.username ?? pending.p.username;
   conn.state = State.New;
   accept(conn, pending, step.data);
 }
@@ -292,7 +316,7 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
     broker.connack.writeV3(conn.out, sessionPresent);
   }
   conn.markDirty();
-  if (log.debugEnabled) log.debug("client connected", { client: clientId, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
+  if (log.debugEnabled) log.debug("client connected", { client: clientId, user: conn.username, listener: conn.listener.url, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
 
   // 4. Re-send what was in flight, then the queue.
   if (sessionPresent) broker.outbox.resume(session, conn);

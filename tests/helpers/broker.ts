@@ -1,6 +1,7 @@
 /**
  * Start a real broker in-process on 127.0.0.1, port 0, for one test file or
- * one test. Config overrides are validated by the real schema.
+ * one test. Config overrides are validated by the real schema; `listeners`
+ * replaces the single TCP listener (give them port 0).
  */
 import { afterAll, beforeAll } from "bun:test";
 import { type ConfigInput, parseConfig } from "../../lib/config.ts";
@@ -13,7 +14,7 @@ export async function startTestBroker(overrides: DeepPartial<ConfigInput> = {}):
   const config = parseConfig({
     ...overrides,
     persistence: { path: ":memory:", ...(overrides.persistence ?? {}) },
-    listeners: [{ host: "127.0.0.1", port: 0 }],
+    listeners: overrides.listeners ?? [{ host: "127.0.0.1", port: 0 }],
     logLevel: (overrides.logLevel as string | undefined) ?? (process.env.BUNMQ_TEST_LOG ?? "error"),
   });
   setLogLevel(config.logLevel);
@@ -45,8 +46,26 @@ export function useTestBroker(overrides: DeepPartial<ConfigInput> = {}): Running
     get port() {
       return live().port;
     },
+    get listeners() {
+      return live().listeners;
+    },
+    reloadTls: () => live().reloadTls(),
     stop: () => live().stop(),
   };
+}
+
+/** The URL (mqtt://, mqtts://, ws://…/mqtt, wss://…/mqtt) of the first listener with `protocol`. */
+export function urlOf(rb: RunningBroker, protocol: string): string {
+  const a = rb.addresses.find((x) => x.protocol === protocol);
+  if (!a) throw new Error(`no ${protocol} listener`);
+  return a.url;
+}
+
+/** The port of the first listener with `protocol`. */
+export function portOf(rb: RunningBroker, protocol: string): number {
+  const a = rb.addresses.find((x) => x.protocol === protocol);
+  if (!a) throw new Error(`no ${protocol} listener`);
+  return a.port;
 }
 
 /** Wait until `cond()` holds, polling; throws after `ms`. */

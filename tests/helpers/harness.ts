@@ -25,6 +25,7 @@ import type { PeerCertificate } from "node:tls";
 import { Broker } from "../../lib/broker.ts";
 import { type ConfigInput, parseConfig } from "../../lib/config.ts";
 import { Connection } from "../../lib/connection.ts";
+import { ListenerInfo } from "../../lib/listener-info.ts";
 import { setLogLevel } from "../../lib/log.ts";
 import { Message } from "../../lib/message.ts";
 import type { Routed } from "../../lib/router.ts";
@@ -178,6 +179,8 @@ export class Harness {
   readonly clock: TestClock;
   readonly store: Store;
   readonly clients: TestClient[] = [];
+  /** The listener every harness connection "arrived on" (the config's first). */
+  readonly listener: ListenerInfo;
 
   constructor(opts: HarnessOptions = {}) {
     const cfg = opts.config ?? {};
@@ -191,6 +194,7 @@ export class Harness {
     this.clock = opts.clock ?? new TestClock();
     this.store = opts.store ?? new MemoryStore();
     this.broker = new Broker(config, this.store, this.clock.now);
+    this.listener = new ListenerInfo(0, config.listeners[0]!);
   }
 
   /** A new Connection over a new MemoryTransport (nothing sent yet). */
@@ -249,7 +253,7 @@ export class TestClient {
     readonly h: Harness,
     readonly version: 3 | 4 | 5,
   ) {
-    this.conn = new Connection(this.transport, h.broker);
+    this.conn = new Connection(this.transport, h.broker, h.listener);
     this.transport.conn = this.conn;
     this.parser = mqtt.parser({ protocolVersion: version });
     this.parser.on("packet", (p: Packet) => {

@@ -1,10 +1,12 @@
 /**
- * A raw MQTT client over a real TCP socket: send hand-built bytes or packets
- * encoded by mqtt-packet, and read what the broker answers, decoded by an
- * mqtt-packet parser (the reference codec). For precise and malformed input
- * that MQTT.js would never send.
+ * A raw MQTT client over a real TCP socket (or a TLS one, `connectTls`):
+ * send hand-built bytes or packets encoded by mqtt-packet, and read what the
+ * broker answers, decoded by an mqtt-packet parser (the reference codec).
+ * For precise and malformed input that MQTT.js would never send. The
+ * WebSocket variant is ws-raw.ts.
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
 import mqtt from "mqtt-packet";
 
 export type Packet = mqtt.Packet & Record<string, any>;
@@ -20,7 +22,7 @@ export class RawClient {
   parseError: Error | null = null;
   readonly closedPromise: Promise<void>;
 
-  private constructor(socket: net.Socket, readonly version: 3 | 4 | 5) {
+  protected constructor(socket: net.Socket, readonly version: 3 | 4 | 5) {
     this.socket = socket;
     this.parser = mqtt.parser({ protocolVersion: version });
     this.parser.on("packet", (p: Packet) => {
@@ -31,10 +33,7 @@ export class RawClient {
       this.parseError = e;
       this.wake();
     });
-    socket.on("data", (d: Buffer) => {
-      this.received.push(d);
-      this.parser.parse(d);
-    });
+    socket.on("data", (d: Buffer) => this.input(d));
     this.closedPromise = new Promise((resolve) => {
       socket.on("close", () => {
         this.closed = true;
@@ -50,6 +49,20 @@ export class RawClient {
       const s = net.connect({ host: "127.0.0.1", port }, () => resolve(new RawClient(s, version)));
       s.once("error", reject);
     });
+  }
+
+  /** Over TLS: resolves once the handshake is done (rejects if the broker refuses it). */
+  static connectTls(port: number, version: 3 | 4 | 5 = 4, opts: tls.ConnectionOptions = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host: "127.0.0.1", port, servername: "localhost", ...opts }, () => resolve(new RawClient(s, version)));
+      s.once("error", reject);
+    });
+  }
+
+  /** Bytes from the socket (a WebSocket client unwraps frames first). */
+  protected input(d: Buffer): void {
+    this.received.push(d);
+    this.parser.parse(d);
   }
 
   private wake(): void {
@@ -136,7 +149,11 @@ export class RawClient {
   }
 
   static async connected(port: number, version: 3 | 4 | 5 = 4, opts: Record<string, unknown> = {}): Promise<RawClient> {
-    const c = await RawClient.connect(port, version);
+    return RawClient.handshaken(await RawClient.connect(port, version), opts);
+  }
+
+  /** `c` after CONNECT and a successful CONNACK (throws otherwise). */
+  static async handshaken<C extends RawClient>(c: C, opts: Record<string, unknown> = {}): Promise<C> {
     const ack = await c.handshake(opts);
     if (ack.cmd !== "connack" || (ack.returnCode ?? ack.reasonCode ?? 0) !== 0) {
       throw new Error(`CONNECT refused: ${JSON.stringify(ack)}`);

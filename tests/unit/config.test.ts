@@ -133,7 +133,7 @@ describe("defaults", () => {
   });
 
   test("loopback listener on 1883, info log, a persistence path, anonymous allowed", () => {
-    expect(d.listeners).toEqual([{ host: "127.0.0.1", port: 1883 }]);
+    expect(d.listeners).toEqual([{ host: "127.0.0.1", port: 1883, protocol: "mqtt" }]);
     expect(d.logLevel).toBe("info");
     expect(d.persistence.path.length).toBeGreaterThan(0);
     expect(d.auth).toEqual({ allowAnonymous: true, users: [] });
@@ -143,7 +143,7 @@ describe("defaults", () => {
     const c = parseConfig({ limits: { maxInflight: 5 }, listeners: [{ port: 0 }] });
     expect(c.limits.maxInflight).toBe(5);
     expect(c.limits.maxPacketSize).toBe(d.limits.maxPacketSize);
-    expect(c.listeners).toEqual([{ host: "127.0.0.1", port: 0 }]);
+    expect(c.listeners).toEqual([{ host: "127.0.0.1", port: 0, protocol: "mqtt" }]);
   });
 
   test("the result is frozen, deep", () => {
@@ -284,26 +284,26 @@ describe("loadConfig: files", () => {
   test("file values are used", () => {
     const p = file({ listeners: [{ host: "0.0.0.0", port: 1999 }], logLevel: "debug", limits: { maxInflight: 7 } });
     const c = loadConfig(p);
-    expect(c.listeners).toEqual([{ host: "0.0.0.0", port: 1999 }]);
+    expect(c.listeners).toEqual([{ host: "0.0.0.0", port: 1999, protocol: "mqtt" }]);
     expect(c.logLevel).toBe("debug");
     expect(c.limits.maxInflight).toBe(7);
   });
 });
 
 describe("loadConfig: overrides win over the file (--host, --port, --log-level)", () => {
-  const base = { listeners: [{ host: "0.0.0.0", port: 1999 }, { host: "::1", port: 2000 }], logLevel: "debug", limits: { maxInflight: 7 } };
+  const base = { listeners: [{ host: "0.0.0.0", port: 1999, protocol: "mqtt" as const }, { host: "::1", port: 2000, protocol: "mqtt" as const }], logLevel: "debug", limits: { maxInflight: 7 } };
 
   test("--host, --port and --log-level replace the file's first listener and log level", () => {
     const c = loadConfig(file(base), { host: "127.0.0.2", port: 0, logLevel: "warn" });
-    expect(c.listeners[0]).toEqual({ host: "127.0.0.2", port: 0 });
-    expect(c.listeners[1]).toEqual({ host: "::1", port: 2000 }); // other listeners untouched
+    expect(c.listeners[0]).toEqual({ host: "127.0.0.2", port: 0, protocol: "mqtt" });
+    expect(c.listeners[1]).toEqual({ host: "::1", port: 2000, protocol: "mqtt" }); // other listeners untouched
     expect(c.logLevel).toBe("warn");
     expect(c.limits.maxInflight).toBe(7); // the rest of the file still applies
   });
 
   test("--port alone keeps the file's host; --host alone keeps the file's port", () => {
-    expect(loadConfig(file(base), { port: 4242 }).listeners[0]).toEqual({ host: "0.0.0.0", port: 4242 });
-    expect(loadConfig(file(base), { host: "localhost" }).listeners[0]).toEqual({ host: "localhost", port: 1999 });
+    expect(loadConfig(file(base), { port: 4242 }).listeners[0]).toEqual({ host: "0.0.0.0", port: 4242, protocol: "mqtt" });
+    expect(loadConfig(file(base), { host: "localhost" }).listeners[0]).toEqual({ host: "localhost", port: 1999, protocol: "mqtt" });
   });
 
   test("--log-level alone leaves the listeners as in the file", () => {
@@ -314,9 +314,9 @@ describe("loadConfig: overrides win over the file (--host, --port, --log-level)"
 
   test("without a file, overrides apply over the defaults", () => {
     const c = loadConfig(undefined, { port: 0, logLevel: "error" });
-    expect(c.listeners).toEqual([{ host: "127.0.0.1", port: 0 }]);
+    expect(c.listeners).toEqual([{ host: "127.0.0.1", port: 0, protocol: "mqtt" }]);
     expect(c.logLevel).toBe("error");
-    expect(loadConfig(undefined, { host: "0.0.0.0" }).listeners).toEqual([{ host: "0.0.0.0", port: 1883 }]);
+    expect(loadConfig(undefined, { host: "0.0.0.0" }).listeners).toEqual([{ host: "0.0.0.0", port: 1883, protocol: "mqtt" }]);
   });
 
   test("overrides are validated like the file", () => {

@@ -1,0 +1,59 @@
+/**
+ * @module listener-info
+ * What a connection knows of the listener it arrived on, whatever the
+ * transport: its protocol and address (the URL printed at start), the
+ * per-listener policy (connection limit, anonymous access, certificate
+ * identity as username), and its counters. One per configured listener,
+ * shared by its connections; plain fields, read by stats and the API.
+ */
+import type { ListenerConfig, Protocol } from "./config.ts";
+import { formatAddress } from "./listen-error.ts";
+
+export class ListenerInfo {
+  readonly protocol: Protocol;
+  readonly host: string;
+  /** The bound port (port 0 resolved once listening). */
+  port: number;
+  /** ws / wss: the HTTP path of the endpoint; "" otherwise. */
+  readonly path: string;
+  /** Connections this listener may hold (limits.maxConnections applies as well). */
+  readonly maxConnections: number;
+  /** Overrides auth.allowAnonymous, or undefined. */
+  readonly allowAnonymous: boolean | undefined;
+  /** The verified client certificate's CN is the username (mqtts with requireClientCert). */
+  readonly identityAsUsername: boolean;
+  /** Open connections (every socket admitted, authenticated or not). */
+  connections = 0;
+  /** Sockets refused at accept because this listener or the broker was full. */
+  refused = 0;
+  /** Sockets admitted since start. */
+  accepted = 0;
+
+  constructor(
+    /** Position in `listeners[]`, for messages ("listeners.1"). */
+    readonly index: number,
+    cfg: Pick<ListenerConfig, "protocol" | "host" | "port"> & Partial<ListenerConfig>,
+  ) {
+    this.protocol = cfg.protocol;
+    this.host = cfg.host;
+    this.port = cfg.port;
+    this.path = cfg.path ?? "";
+    this.maxConnections = cfg.maxConnections ?? Number.POSITIVE_INFINITY;
+    this.allowAnonymous = cfg.allowAnonymous;
+    this.identityAsUsername = cfg.tls?.useIdentityAsUsername === true;
+  }
+
+  /** mqtt://127.0.0.1:1883, mqtts://…, ws://…/mqtt, wss://…/mqtt */
+  get url(): string {
+    return `${this.protocol}://${formatAddress(this.host, this.port)}${this.path}`;
+  }
+
+  /** "listeners.1 (mqtts://0.0.0.0:8883)", for messages about this listener. */
+  get name(): string {
+    return `listeners.${this.index} (${this.url})`;
+  }
+
+  get secure(): boolean {
+    return this.protocol === "mqtts" || this.protocol === "wss";
+  }
+}

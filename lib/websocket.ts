@@ -1,0 +1,165 @@
+/**
+ * @module websocket
+ * MQTT over WebSocket (`ws`, `wss`; MQTT 3.1.1 §6, MQTT 5 §6): the upgrade
+ * with subprotocol negotiation, `WsTransport` (the `Transport` over a Bun
+ * `ServerWebSocket`) and the `websocket` handler of `Bun.serve`. The HTTP
+ * side (paths, other routes, TLS) is http-server.ts.
+ *
+ * Every binary message is handed to the connection's framing as a chunk of
+ * the byte stream, so an MQTT packet split across WebSocket frames, or
+ * several packets in one frame, are framed exactly as over TCP
+ * ([MQTT-6.0.0-2]). A text frame closes the connection ([MQTT-6.0.0-1]).
+ *
+ * Output: one binary message per batch. `send` returns the bytes written,
+ * or -1 when Bun took the message but must buffer it (backpressure); from
+ * then on writes take nothing until `drain`, so Bun's buffer holds at most
+ * one batch and the rest stays in the connection's own bounded output,
+ * where the pending-output bound and the drain timeout see it as on TCP.
+ * Input: `pause()`/`resume()` stop and restart reading the socket, so a
+ * held-back publisher backs up in the kernel as on TCP.
+ */
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import type { PeerCertificate } from "node:tls";
+import type { Broker } from "./broker.ts";
+import { Connection } from "./connection.ts";
+import type { ListenerInfo } from "./listener-info.ts";
+import { log } from "./log.ts";
+import { MqttError, RC } from "./protocol/reason-codes.ts";
+import type { Transport } from "./transport.ts";
+
+/** What a WebSocket carries from its upgrade to its connection. */
+export interface WsData {
+  listener: ListenerInfo;
+  address: string;
+  port: number;
+  conn: Connection | null;
+}
+
+/** WebSocket close codes (RFC 6455 §7.4.1). */
+const WS_NORMAL = 1000;
+const WS_UNSUPPORTED_DATA = 1003;
+
+export class WsTransport implements Transport {
+  /** The close handshake was started: a second close cuts the connection. */
+  private closing = false;
+  /** The close code our close frame carries. */
+  closeCode = WS_NORMAL;
+
+  constructor(private readonly ws: ServerWebSocket<WsData>) {}
+
+  write(buf: Buffer, offset: number, length: number): number {
+    const ws = this.ws;
+    if (ws.readyState !== 1) return -1;
+    // Bun still holds an earlier message: take nothing, wait for drain.
+    if (ws.getBufferedAmount() > 0) return 0;
+    // One binary message; Bun copies what it cannot write at once.
+    const r = ws.send(buf.subarray(offset, offset + length));
+    if (r === 0) return ws.readyState === 1 ? 0 : -1; // dropped (over backpressureLimit): keep it, wait for drain
+    return length; // written (r > 0) or buffered by Bun (r = -1)
+  }
+  pauseReading(): void {
+    this.ws.pause();
+  }
+  resumeReading(): void {
+    this.ws.resume();
+  }
+  shutdownWrite(): void {
+    // The close frame follows what was sent; Bun then reads (and we discard)
+    // until the client's close frame, so the client reads our last packet.
+    this.closing = true;
+    this.ws.close(this.closeCode);
+  }
+  close(): void {
+    if (this.closing) {
+      this.ws.terminate(); // the client never answered our close frame
+      return;
+    }
+    this.closing = true;
+    this.ws.close(this.closeCode);
+  }
+  abort(): void {
+    this.ws.terminate();
+  }
+  get remoteAddress(): string {
+    return this.ws.data.address;
+  }
+  get remotePort(): number {
+    return this.ws.data.port;
+  }
+  peerCertificate(): PeerCertificate | null {
+    return null; // Bun.serve verifies client certificates but does not expose them
+  }
+}
+
+/** The MQTT subprotocol to answer with, or null: "mqtt" ([MQTT-6.0.0-3], [MQTT-6.0.0-4]), else "mqttv3.1" for old clients. */
+export function selectSubprotocol(header: string | null): string | null {
+  if (header === null) return null;
+  const offered = header.split(",").map((p) => p.trim().toLowerCase());
+  if (offered.includes("mqtt")) return "mqtt";
+  if (offered.includes("mqttv3.1")) return "mqttv3.1";
+  return null;
+}
+
+/**
+ * Upgrade `req` to an MQTT WebSocket on `listener`, or return the refusal:
+ * 426 for a plain request, 400 without an MQTT subprotocol, 503 when the
+ * broker or the listener is full.
+ */
+export function upgradeMqtt(req: Request, server: Server<WsData>, listener: ListenerInfo, broker: Broker): Response | undefined {
+  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return new Response("This is an MQTT over WebSocket endpoint: connect with a WebSocket client and the subprotocol \"mqtt\".\n", {
+      status: 426,
+      headers: { Upgrade: "websocket", "Content-Type": "text/plain; charset=utf-8" },
+    });
+  }
+  const protocol = selectSubprotocol(req.headers.get("sec-websocket-protocol"));
+  if (protocol === null) {
+    return new Response('WebSocket subprotocol "mqtt" required (Sec-WebSocket-Protocol: mqtt)\n', {
+      status: 400,
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
+    });
+  }
+  if (!broker.admit(listener)) return new Response("server full\n", { status: 503, headers: { "Retry-After": "5" } });
+  const ip = server.requestIP(req);
+  const data: WsData = { listener, address: ip?.address ?? "", port: ip?.port ?? 0, conn: null };
+  if (server.upgrade(req, { data, headers: { "Sec-WebSocket-Protocol": protocol } })) return undefined;
+  return new Response("WebSocket upgrade failed\n", { status: 400 });
+}
+
+/** The `websocket` handler of every MQTT endpoint of a `Bun.serve` server. */
+export function websocketHandler(broker: Broker): WebSocketHandler<WsData> {
+  const lim = broker.limits;
+  return {
+    // A message may hold several packets; beyond this one the client is cut off (close 1009).
+    maxPayloadLength: lim.maxPacketSize + 64 * 1024,
+    // Writes stop at the first buffered message (WsTransport.write): the connection's own bounds apply.
+    backpressureLimit: 0,
+    closeOnBackpressureLimit: false,
+    // MQTT keep alive and the connect timeout govern idle connections.
+    idleTimeout: 0,
+    sendPings: false,
+    perMessageDeflate: false,
+    open(ws) {
+      ws.data.conn = new Connection(new WsTransport(ws), broker, ws.data.listener);
+    },
+    message(ws, message) {
+      const conn = ws.data.conn!;
+      if (typeof message === "string") {
+        // [MQTT-6.0.0-1]: MQTT travels in binary frames; a text frame closes the connection.
+        (conn.transport as WsTransport).closeCode = WS_UNSUPPORTED_DATA;
+        conn.run(() => conn.fail(new MqttError(RC.MALFORMED_PACKET, "WebSocket text frame")));
+        return;
+      }
+      conn.onData(message);
+    },
+    drain(ws) {
+      ws.data.conn?.onDrain();
+    },
+    close(ws) {
+      ws.data.conn?.onClose();
+    },
+    error(err, ws) {
+      if (log.debugEnabled) log.debug("websocket error", { client: ws.data.conn?.clientId, listener: ws.data.listener.url, err });
+    },
+  };
+}
