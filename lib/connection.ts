@@ -192,6 +192,13 @@ export class Connection extends ConnectionOutput implements TopicCache {
 
   private receive(chunk: Buffer, now: number): void {
     if (this.state === State.Closed) return; // lingering close: discard
+    if (this.paused && chunk.length > 0) {
+      // Held back, yet bytes arrive: a WebSocket delivers the messages it had
+      // already read when it was paused (TCP delivers none). Keep them
+      // unprocessed for resumeReading(); their size is one transport read.
+      this.stash(chunk);
+      return;
+    }
     this.rxNow = now;
     let buf = chunk;
     let pos = 0;
@@ -264,6 +271,13 @@ export class Connection extends ConnectionOutput implements TopicCache {
     if (pos < n) this.hold(buf, pos, n);
     // Before CONNACK, a client gets maxConnectSize of buffer; beyond it, reading waits for the verdict.
     if (this.state !== State.Active && !this.peeking && this.heldBytes + this.partialLen > lim.maxConnectSize) this.pause(PAUSE_PRE_ACCEPT);
+  }
+
+  /** Append a chunk that arrived while held back to the unprocessed bytes. */
+  private stash(chunk: Buffer): void {
+    this.partial = this.partial === null ? Buffer.from(chunk) : Buffer.concat([this.partial.subarray(0, this.partialLen), chunk]);
+    this.partialLen = this.partial.length;
+    this.partialNeed = 0; // growing: framed again from its start when reading resumes
   }
 
   /** Keep unprocessed bytes (at most the rest of one read) until more arrive or reading resumes. */

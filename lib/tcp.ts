@@ -79,7 +79,7 @@ export function startTcpListener(info: ListenerInfo, broker: Broker, opts: TcpLi
     const options: TCPSocketListenOptions<Connection> & { reusePort?: boolean } = {
       hostname: info.host,
       port: info.port,
-      socket: opts.tls !== null ? tlsHandlers(info, broker) : tcpHandlers(info, broker),
+      socket: opts.tls !== null ? tlsHandlers(info, broker, opts.tls.requestCert === true) : tcpHandlers(info, broker),
     };
     if (opts.tls !== null) options.tls = opts.tls;
     // Supported by Bun.listen (Linux SO_REUSEPORT), though missing from its listen types.
@@ -118,7 +118,7 @@ function tcpHandlers(info: ListenerInfo, broker: Broker) {
   };
 }
 
-function tlsHandlers(info: ListenerInfo, broker: Broker) {
+function tlsHandlers(info: ListenerInfo, broker: Broker, requireClientCert: boolean) {
   const h = tcpHandlers(info, broker);
   return {
     ...h,
@@ -130,8 +130,12 @@ function tlsHandlers(info: ListenerInfo, broker: Broker) {
       socket.data = new Connection(new TlsTransport(socket), broker, info);
     },
     handshake(socket: Socket<Connection>, ok: boolean, err: Error | null) {
-      // A refused handshake is closed by Bun itself; only say why, at debug (a scanner must not flood the log).
-      if (!ok && log.debugEnabled) log.debug("TLS handshake failed", { listener: info.url, remote: socket.data?.remote, err: err?.message });
+      // Bun reports an untrusted client certificate as ok with an authorization
+      // error (and then closes); a missing one as not ok. Either way this socket
+      // ends here, before any MQTT byte is read.
+      if (ok && !(requireClientCert && err !== null)) return;
+      if (log.debugEnabled) log.debug("TLS handshake refused", { listener: info.url, remote: socket.data?.remote, err: err?.message });
+      socket.terminate();
     },
   };
 }

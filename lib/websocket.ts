@@ -57,6 +57,14 @@ export class WsTransport implements Transport {
     if (r === 0) return ws.readyState === 1 ? 0 : -1; // dropped (over backpressureLimit): keep it, wait for drain
     return length; // written (r > 0) or buffered by Bun (r = -1)
   }
+  /** Bytes Bun holds for this socket (at most one batch, see write). */
+  get bufferedAmount(): number {
+    return this.ws.readyState === 1 ? this.ws.getBufferedAmount() : 0;
+  }
+  /** Reading is paused (a held-back publisher). */
+  get readingPaused(): boolean {
+    return this.ws.isPaused;
+  }
   pauseReading(): void {
     this.ws.pause();
   }

@@ -118,6 +118,7 @@ export class RawWsClient extends RawClient {
     const c = new RawWsClient(s, version);
     const status = await new Promise<string>((resolve) => {
       c.onUpgrade = resolve;
+      s.once("close", () => resolve("closed before the upgrade answer"));
       s.write(request(opts.path ?? "/mqtt", opts.protocols === undefined ? "mqtt" : opts.protocols));
     });
     if (!status.startsWith("HTTP/1.1 101")) {
