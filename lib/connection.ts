@@ -64,8 +64,6 @@ export class Connection extends ConnectionOutput implements TopicCache {
   /** Reading is paused: a subscriber's full queue holds this publisher back. */
   paused = false;
   private pauseBits = 0;
-  /** Reading one more time before an authentication verdict (see peekForClose). */
-  private peeking = false;
 
   // Framing of a packet split across chunks.
   private partial: Buffer | null = null;
@@ -270,7 +268,8 @@ export class Connection extends ConnectionOutput implements TopicCache {
     }
     if (pos < n) this.hold(buf, pos, n);
     // Before CONNACK, a client gets maxConnectSize of buffer; beyond it, reading waits for the verdict.
-    if (this.state !== State.Active && !this.peeking && this.heldBytes + this.partialLen > lim.maxConnectSize) this.pause(PAUSE_PRE_ACCEPT);
+    // (A read to look for a close before the verdict, peekForClose, is one read: this pauses again after it.)
+    if (this.state !== State.Active && this.heldBytes + this.partialLen > lim.maxConnectSize) this.pause(PAUSE_PRE_ACCEPT);
   }
 
   /** Append a chunk that arrived while held back to the unprocessed bytes. */
@@ -315,9 +314,12 @@ export class Connection extends ConnectionOutput implements TopicCache {
     return (this.pauseBits & PAUSE_PRE_ACCEPT) !== 0;
   }
 
-  /** Read again before the verdict so that a pending close is seen (what arrives is held as before). */
+  /**
+   * Read once more before the verdict so that a pending close is seen; what
+   * arrives is held as before, and reading pauses again after that read, so
+   * before CONNACK a client holds at most maxConnectSize plus two reads.
+   */
   peekForClose(): void {
-    this.peeking = true;
     this.unpause(PAUSE_PRE_ACCEPT);
   }
 
