@@ -18,6 +18,9 @@ import { upgradeMqtt, websocketHandler, type WsData } from "./websocket.ts";
 /** An HTTP route besides the MQTT endpoints: a Response, or undefined when it upgraded the request. */
 export type HttpRoute = (req: Request, server: Server<WsData>) => Response | Promise<Response> | undefined;
 
+/** Largest HTTP request body accepted (the MQTT endpoints take none). */
+const MAX_BODY = 1024 * 1024;
+
 export class HttpServer {
   /** MQTT WebSocket endpoints by path. */
   readonly endpoints = new Map<string, ListenerInfo>();
@@ -67,6 +70,10 @@ export class HttpServer {
         hostname: this.host,
         port,
         ...(tls !== null ? { tls, reusePort: true } : {}),
+        // No error pages with stack traces, whatever NODE_ENV says.
+        development: false,
+        // Nothing served here takes a large body; a bound keeps a request from pinning memory.
+        maxRequestBodySize: MAX_BODY,
         fetch(req, server) {
           const path = pathOf(req.url);
           const endpoint = endpoints.get(path);

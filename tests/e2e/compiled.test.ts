@@ -3,13 +3,17 @@
  * same command as package.json's `build` script but into a temporary
  * directory (the repository's dist/ is neither needed nor touched). The
  * binary then runs like the source: listening line with the real port, an
- * MQTT.js publish/subscribe round trip, exit 0 on SIGTERM.
+ * MQTT.js publish/subscribe round trip, exit 0 on SIGTERM; and its TLS and
+ * WebSocket listeners serve MQTT.js (certificates made with openssl).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import mqtt from "mqtt";
+import { testCerts, warnSkip } from "../helpers/certs.ts";
 import { connectClient } from "../helpers/clients.ts";
+import { BrokerProcess } from "../helpers/process.ts";
 import { RawClient } from "../helpers/raw.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -101,5 +105,44 @@ describe("compiled executable", () => {
       }
     },
     60_000,
+  );
+
+  const certs = testCerts();
+  warnSkip("tests/e2e/compiled.test.ts");
+  test.skipIf(certs === null)(
+    "its mqtts, ws and wss listeners serve MQTT.js (TLS and Bun.serve inside the single file)",
+    async () => {
+      if (buildCode !== 0) throw new Error(`build failed (exit ${buildCode}):\n${buildLog}`);
+      const c = certs!;
+      const cfg = join(dir, "transports.json");
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          persistence: { path: ":memory:" },
+          listeners: [
+            { port: 0, protocol: "mqtts", tls: { cert: c.serverCert, key: c.serverKey } },
+            { port: 0, protocol: "ws" },
+            { port: 0, protocol: "wss", tls: { cert: c.serverCert, key: c.serverKey } },
+          ],
+        }),
+      );
+      const b = BrokerProcess.spawn([exe, "--config", cfg]);
+      try {
+        await b.waitStdout(/listening on wss:\/\/\S+/);
+        const urls = [...b.stdout.matchAll(/listening on (\S+)/g)].map((m) => m[1]!);
+        expect(urls.map((u) => u.replace(/:\d+/, ":P"))).toEqual(["mqtts://127.0.0.1:P", "ws://127.0.0.1:P/mqtt", "wss://127.0.0.1:P/mqtt"]);
+        for (const url of urls) {
+          const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, ca: readFileSync(c.ca), protocolVersion: 5 });
+          await client.subscribeAsync("bin/t", { qos: 1 });
+          const got = new Promise<string>((r) => client.once("message", (_t, p) => r(p.toString())));
+          await client.publishAsync("bin/t", url, { qos: 1 });
+          expect(await got).toBe(url);
+          await client.endAsync();
+        }
+      } finally {
+        await b.kill();
+      }
+    },
+    30_000,
   );
 });
