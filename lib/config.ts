@@ -43,6 +43,8 @@ const Tls = z.strictObject({
   passphrase: z.string().optional(),
   /** CA certificates (PEM) that client certificates must chain to. */
   ca: z.string().min(1).optional(),
+  /** Certificate revocation lists (PEM): a client certificate listed there fails the handshake. Re-read on SIGHUP. */
+  crl: z.string().min(1).optional(),
   /** Refuse a client without a certificate signed by `ca` (mutual TLS). */
   requireClientCert: z.boolean().default(false),
   /** The client certificate's Common Name is the username (Mosquitto's use_identity_as_username); no password is checked. */
@@ -64,6 +66,12 @@ const Listener = z
     path: z.string().startsWith("/", "expected a path starting with /").optional(),
     /** mqtts / wss: certificates and client-certificate policy. */
     tls: Tls.optional(),
+    /**
+     * ws / wss: browser origins allowed to open the WebSocket (the Origin
+     * header, e.g. "https://app.example.com"); absent = any. Requests without
+     * an Origin header (clients that are not browsers) are always allowed.
+     */
+    allowedOrigins: z.array(z.string().min(1)).min(1).optional(),
     /** Connections on this listener (also bounded by limits.maxConnections). */
     maxConnections: int(1, 10_000_000).optional(),
     /** Overrides auth.allowAnonymous for clients of this listener. */
@@ -75,7 +83,9 @@ const Listener = z
     if (secure && l.tls === undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `required for protocol ${l.protocol} (cert and key)` });
     if (!secure && l.tls !== undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `only for protocol mqtts or wss (this listener is ${l.protocol})` });
     if (!web && l.path !== undefined) ctx.addIssue({ code: "custom", path: ["path"], message: `only for protocol ws or wss (this listener is ${l.protocol})` });
+    if (!web && l.allowedOrigins !== undefined) ctx.addIssue({ code: "custom", path: ["allowedOrigins"], message: `only for protocol ws or wss (this listener is ${l.protocol})` });
     const t = l.tls;
+    if (t?.crl !== undefined && !t.requireClientCert) ctx.addIssue({ code: "custom", path: ["tls", "crl"], message: "only with requireClientCert (it revokes client certificates)" });
     if (t?.requireClientCert && t.ca === undefined) ctx.addIssue({ code: "custom", path: ["tls", "ca"], message: "required with requireClientCert (the CA client certificates must chain to)" });
     if (t?.useIdentityAsUsername && !t.requireClientCert) {
       ctx.addIssue({ code: "custom", path: ["tls", "useIdentityAsUsername"], message: "needs requireClientCert: true (an identity only a verified certificate gives)" });
@@ -240,6 +250,7 @@ export function parseConfig(input: unknown, source = "config", baseDir = process
     t.cert = resolve(baseDir, t.cert);
     t.key = resolve(baseDir, t.key);
     if (t.ca !== undefined) t.ca = resolve(baseDir, t.ca);
+    if (t.crl !== undefined) t.crl = resolve(baseDir, t.crl);
   }
   return deepFreeze(result.data);
 }

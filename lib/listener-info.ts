@@ -20,6 +20,8 @@ export class ListenerInfo {
   readonly maxConnections: number;
   /** Overrides auth.allowAnonymous, or undefined. */
   readonly allowAnonymous: boolean | undefined;
+  /** ws / wss: the Origin header values allowed to upgrade, or null for any. */
+  readonly allowedOrigins: ReadonlySet<string> | null;
   /** The verified client certificate's CN is the username (mqtts with requireClientCert). */
   readonly identityAsUsername: boolean;
   /** Open connections (every socket admitted, authenticated or not). */
@@ -41,6 +43,7 @@ export class ListenerInfo {
     this.maxConnections = cfg.maxConnections ?? Number.POSITIVE_INFINITY;
     this.allowAnonymous = cfg.allowAnonymous;
     this.identityAsUsername = cfg.tls?.useIdentityAsUsername === true;
+    this.allowedOrigins = cfg.allowedOrigins ? new Set(cfg.allowedOrigins.map(normalOrigin)) : null;
   }
 
   /** mqtt://127.0.0.1:1883, mqtts://…, ws://…/mqtt, wss://…/mqtt */
@@ -56,4 +59,9 @@ export class ListenerInfo {
   get secure(): boolean {
     return this.protocol === "mqtts" || this.protocol === "wss";
   }
+}
+
+/** An origin as browsers send it: scheme://host[:port], lower case, no trailing slash. */
+export function normalOrigin(o: string): string {
+  return o.trim().toLowerCase().replace(/\/+$/, "");
 }

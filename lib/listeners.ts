@@ -187,5 +187,5 @@ function exclusivePort(host: string, port: number): number {
 }
 
 function sameFiles(a: TLSOptions, b: TLSOptions): boolean {
-  return a.cert === b.cert && a.key === b.key && a.ca === b.ca && a.passphrase === b.passphrase;
+  return a.cert === b.cert && a.key === b.key && a.ca === b.ca && a.crl === b.crl && a.passphrase === b.passphrase;
 }

@@ -41,6 +41,8 @@ export function loadTlsMaterial(t: TlsConfig, where: string, now = Date.now()): 
   const certPem = readPem(t.cert, "certificate", where);
   const keyPem = readPem(t.key, "key", where);
   const caPem = t.ca === undefined ? undefined : readPem(t.ca, "CA file", where);
+  const crlPem = t.crl === undefined ? undefined : readPem(t.crl, "CRL", where);
+  if (crlPem !== undefined && !crlPem.includes("-----BEGIN X509 CRL-----")) throw new TlsError(`${where}: ${t.crl} holds no X509 CRL`);
 
   let cert: X509Certificate;
   try {
@@ -75,6 +77,7 @@ export function loadTlsMaterial(t: TlsConfig, where: string, now = Date.now()): 
   };
   if (t.passphrase !== undefined) options.passphrase = t.passphrase;
   if (caPem !== undefined) options.ca = caPem;
+  if (crlPem !== undefined) options.crl = crlPem;
   if (t.ciphers !== undefined) options.ciphers = t.ciphers;
   // TLS 1.0 and 1.1 are never offered by Bun's TLS; 1.3 only drops 1.2 as well.
   if (t.minVersion === "TLSv1.3") options.secureOptions = constants.SSL_OP_NO_TLSv1_2;

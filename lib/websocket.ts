@@ -22,7 +22,7 @@ import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { PeerCertificate } from "node:tls";
 import type { Broker } from "./broker.ts";
 import { Connection } from "./connection.ts";
-import type { ListenerInfo } from "./listener-info.ts";
+import { type ListenerInfo, normalOrigin } from "./listener-info.ts";
 import { log } from "./log.ts";
 import { MqttError, RC } from "./protocol/reason-codes.ts";
 import type { Transport } from "./transport.ts";
@@ -110,8 +110,9 @@ export function selectSubprotocol(header: string | null): string | null {
 
 /**
  * Upgrade `req` to an MQTT WebSocket on `listener`, or return the refusal:
- * 426 for a plain request, 400 without an MQTT subprotocol, 503 when the
- * broker or the listener is full.
+ * 426 for a plain request, 403 from a browser origin the listener does not
+ * allow, 400 without an MQTT subprotocol, 503 when the broker or the
+ * listener is full.
  */
 export function upgradeMqtt(req: Request, server: Server<WsData>, listener: ListenerInfo, broker: Broker): Response | undefined {
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
@@ -119,6 +120,12 @@ export function upgradeMqtt(req: Request, server: Server<WsData>, listener: List
       status: 426,
       headers: { Upgrade: "websocket", "Content-Type": "text/plain; charset=utf-8" },
     });
+  }
+  const origin = req.headers.get("origin");
+  if (origin !== null && listener.allowedOrigins !== null && !listener.allowedOrigins.has(normalOrigin(origin))) {
+    // A page from another site must not reach a broker the user can reach (cross-site WebSocket).
+    if (log.debugEnabled) log.debug("WebSocket upgrade from an origin not allowed", { listener: listener.url, origin });
+    return new Response("origin not allowed\n", { status: 403, headers: { "Content-Type": "text/plain; charset=utf-8" } });
   }
   const protocol = selectSubprotocol(req.headers.get("sec-websocket-protocol"));
   if (protocol === null) {

@@ -2,8 +2,9 @@
  * Test certificates, made at run time with the `openssl` command (Debian's
  * openssl package; .ci/run installs it where missing): a CA, a server
  * certificate for localhost / 127.0.0.1, a renewed server certificate,
- * client certificates signed by the CA (CN alice, CN bob, and one without a
- * CN), and an untrusted CA with its own client certificate. All ECDSA P-256.
+ * client certificates signed by the CA (CN alice, CN bob, one without a CN,
+ * and CN dave, revoked in the CA's CRL), and an untrusted CA with its own
+ * client certificate. All ECDSA P-256.
  * Made once per test process in a temp directory.
  *
  * Without openssl, `testCerts()` returns null and `skipReason` says why:
@@ -28,6 +29,11 @@ export interface TestCerts {
   /** Signed by the CA, subject without a CN. */
   noCnCert: string;
   noCnKey: string;
+  /** Signed by the CA, then revoked: listed in `crl`. */
+  revokedCert: string;
+  revokedKey: string;
+  /** The CA's certificate revocation list (PEM), listing revokedCert. */
+  crl: string;
   /** A CA nobody trusts, and a client certificate (CN mallory) it signed. */
   otherCa: string;
   malloryCert: string;
@@ -64,6 +70,19 @@ function signed(dir: string, name: string, subj: string, caName: string, ext: st
   return join(dir, `${name}.crt`);
 }
 
+/** Revoke `name`.crt with the CA `caName` and write its CRL (openssl ca needs a small database). */
+function revoke(dir: string, name: string, caName: string): string {
+  writeFileSync(join(dir, "index.txt"), "");
+  writeFileSync(join(dir, "crlnumber"), "1000\n");
+  writeFileSync(
+    join(dir, "ca.cnf"),
+    `[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = ${join(dir, "index.txt")}\ncrlnumber = ${join(dir, "crlnumber")}\ncertificate = ${join(dir, `${caName}.crt`)}\nprivate_key = ${join(dir, `${caName}.key`)}\ndefault_md = sha256\ndefault_crl_days = 2\n`,
+  );
+  openssl(["ca", "-config", "ca.cnf", "-revoke", `${name}.crt`], dir);
+  openssl(["ca", "-config", "ca.cnf", "-gencrl", "-out", `${caName}.crl`], dir);
+  return join(dir, `${caName}.crl`);
+}
+
 const SERVER_EXT = "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n";
 const CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n";
 
@@ -90,6 +109,9 @@ export function testCerts(): TestCerts | null {
       bobKey: join(dir, "bob.key"),
       noCnCert: signed(dir, "nocn", "/O=bunmq tests", "ca", CLIENT_EXT),
       noCnKey: join(dir, "nocn.key"),
+      revokedCert: signed(dir, "dave", "/CN=dave", "ca", CLIENT_EXT),
+      revokedKey: join(dir, "dave.key"),
+      crl: revoke(dir, "dave", "ca"),
       otherCa: ca(dir, "other-ca", "untrusted CA"),
       malloryCert: signed(dir, "mallory", "/CN=mallory", "other-ca", CLIENT_EXT),
       malloryKey: join(dir, "mallory.key"),

@@ -24,6 +24,8 @@ export interface WsOptions {
   protocols?: string | null;
   /** wss: TLS options (ca, cert, key); absent for ws. */
   tls?: tls.ConnectionOptions;
+  /** More request headers (e.g. Origin). */
+  headers?: Record<string, string>;
 }
 
 /** Open a TCP (or TLS) socket to 127.0.0.1:port. */
@@ -34,7 +36,7 @@ function open(port: number, t: tls.ConnectionOptions | undefined): Promise<net.S
   });
 }
 
-function request(path: string, protocols: string | null): string {
+function request(path: string, protocols: string | null, extra: Record<string, string> = {}): string {
   const lines = [
     `GET ${path} HTTP/1.1`,
     "Host: 127.0.0.1",
@@ -44,6 +46,7 @@ function request(path: string, protocols: string | null): string {
     "Sec-WebSocket-Version: 13",
   ];
   if (protocols !== null) lines.push(`Sec-WebSocket-Protocol: ${protocols}`);
+  for (const [k, v] of Object.entries(extra)) lines.push(`${k}: ${v}`);
   return `${lines.join("\r\n")}\r\n\r\n`;
 }
 
@@ -53,7 +56,7 @@ export async function upgradeRequest(
   opts: WsOptions & { upgrade?: boolean } = {},
 ): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   const s = await open(port, opts.tls);
-  const req = opts.upgrade === false ? `GET ${opts.path ?? "/mqtt"} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n` : request(opts.path ?? "/mqtt", opts.protocols === undefined ? "mqtt" : opts.protocols);
+  const req = opts.upgrade === false ? `GET ${opts.path ?? "/mqtt"} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n` : request(opts.path ?? "/mqtt", opts.protocols === undefined ? "mqtt" : opts.protocols, opts.headers);
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve) => {
     s.on("data", (d: Buffer) => {
@@ -119,7 +122,7 @@ export class RawWsClient extends RawClient {
     const status = await new Promise<string>((resolve) => {
       c.onUpgrade = resolve;
       s.once("close", () => resolve("closed before the upgrade answer"));
-      s.write(request(opts.path ?? "/mqtt", opts.protocols === undefined ? "mqtt" : opts.protocols));
+      s.write(request(opts.path ?? "/mqtt", opts.protocols === undefined ? "mqtt" : opts.protocols, opts.headers));
     });
     if (!status.startsWith("HTTP/1.1 101")) {
       s.destroy();

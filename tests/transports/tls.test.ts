@@ -81,6 +81,7 @@ describe.skipIf(certs === null)("MQTT over TLS (mqtts)", () => {
         { host: "127.0.0.1", port: 0, protocol: "mqtts", tls: { cert: c.serverCert, key: c.serverKey, ca: c.ca, requireClientCert: true, useIdentityAsUsername: true } },
         { host: "127.0.0.1", port: 0, protocol: "mqtts", allowAnonymous: true, tls: { cert: c.serverCert, key: c.serverKey, minVersion: "TLSv1.3" } },
         { host: "127.0.0.1", port: 0, protocol: "mqtts", allowAnonymous: true, maxConnections: 2, tls: { cert: c.serverCert, key: c.serverKey } },
+        { host: "127.0.0.1", port: 0, protocol: "mqtts", allowAnonymous: true, tls: { cert: c.serverCert, key: c.serverKey, ca: c.ca, requireClientCert: true, crl: c.crl } },
       ],
     });
   });
@@ -91,6 +92,7 @@ describe.skipIf(certs === null)("MQTT over TLS (mqtts)", () => {
   test("the start-up addresses name every listener as a URL", () => {
     expect(rb.addresses.map((a) => a.url.replace(/:\d+$/, ":P"))).toEqual([
       "mqtt://127.0.0.1:P",
+      "mqtts://127.0.0.1:P",
       "mqtts://127.0.0.1:P",
       "mqtts://127.0.0.1:P",
       "mqtts://127.0.0.1:P",
@@ -164,6 +166,14 @@ describe.skipIf(certs === null)("MQTT over TLS (mqtts)", () => {
       await waitFor(() => rb.broker.connections.size === before, 2000, "the refused sockets to be forgotten");
       expect(await handshakeOutcome(port(2), { cert: read(certs!.malloryCert), key: read(certs!.malloryKey) })).not.toBe("handshake");
     });
+  });
+
+  test("tls.crl: a client certificate the CA revoked is refused; one it did not revoke connects", async () => {
+    expect(await attempt(url(6), { cert: read(certs!.revokedCert), key: read(certs!.revokedKey), clientId: "revoked" })).not.toBe("connected");
+    expect(connOf(rb, "revoked")).toBeUndefined();
+    expect(await attempt(url(6), { cert: read(certs!.aliceCert), key: read(certs!.aliceKey), clientId: "not-revoked" })).toBe("connected");
+    // Without the CRL the same certificate is fine: it is the list that refuses it.
+    expect(await attempt(url(2), { cert: read(certs!.revokedCert), key: read(certs!.revokedKey), username: "carol", password: "secret" })).toBe("connected");
   });
 
   describe("useIdentityAsUsername: the certificate's CN is the username", () => {

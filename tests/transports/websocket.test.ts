@@ -229,6 +229,34 @@ describe("MQTT over WebSocket (ws)", () => {
   });
 });
 
+describe("allowedOrigins: which browser pages may open the WebSocket", () => {
+  test("an Origin not in the list gets 403; a listed one (any case, trailing slash) and a request without Origin upgrade", async () => {
+    const rb = await startTestBroker({ listeners: [{ host: "127.0.0.1", port: 0, protocol: "ws", allowedOrigins: ["https://app.example.com", "http://localhost:3000"] }] });
+    try {
+      const port = rb.port;
+      const status = async (origin: string | null) => (await upgradeRequest(port, { headers: origin === null ? {} : { Origin: origin } })).status;
+      expect(await status("https://evil.example.net")).toBe(403);
+      expect(await status("https://app.example.com.evil.net")).toBe(403);
+      expect(await status("null")).toBe(403);
+      expect(await status("https://app.example.com")).toBe(101);
+      expect(await status("HTTPS://App.Example.com/")).toBe(101);
+      expect(await status("http://localhost:3000")).toBe(101);
+      expect(await status(null)).toBe(101); // not a browser
+    } finally {
+      await rb.stop();
+    }
+  });
+
+  test("without allowedOrigins any Origin may connect (as Mosquitto)", async () => {
+    const rb = await startTestBroker({ listeners: [{ host: "127.0.0.1", port: 0, protocol: "ws" }] });
+    try {
+      expect((await upgradeRequest(rb.port, { headers: { Origin: "https://anywhere.example" } })).status).toBe(101);
+    } finally {
+      await rb.stop();
+    }
+  });
+});
+
 describe("two WebSocket endpoints on one port share one HTTP server", () => {
   test("each path is its own listener; other paths 404", async () => {
     const free = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
