@@ -365,3 +365,62 @@ describe("loadConfig: overrides win over the file (--host, --port, --log-level)"
     expect(await Bun.file(p).text()).toBe(before);
   });
 });
+
+describe("listeners: transports", () => {
+  const TLS = { cert: "server.crt", key: "server.key" };
+
+  test("protocol defaults to mqtt; ports default by protocol (1883, 8883, 8080, 8081); ws and wss get the path /mqtt", () => {
+    const c = parseConfig({ listeners: [{}, { protocol: "mqtts", tls: TLS }, { protocol: "ws" }, { protocol: "wss", tls: TLS }, { protocol: "ws", path: "/x", port: 9 }] });
+    expect(c.listeners.map((l) => [l.protocol, l.port, l.path])).toEqual([
+      ["mqtt", 1883, undefined],
+      ["mqtts", 8883, undefined],
+      ["ws", 8080, "/mqtt"],
+      ["wss", 8081, "/mqtt"],
+      ["ws", 9, "/x"],
+    ]);
+    expect(c.listeners[1]!.tls).toMatchObject({ requireClientCert: false, useIdentityAsUsername: false, minVersion: "TLSv1.2" });
+  });
+
+  const invalid: [string, object, string][] = [
+    ["mqtts without tls", { protocol: "mqtts" }, "listeners.0.tls: required for protocol mqtts"],
+    ["wss without tls", { protocol: "wss" }, "listeners.0.tls: required for protocol wss"],
+    ["tls on mqtt", { tls: TLS }, "listeners.0.tls: only for protocol mqtts or wss"],
+    ["tls on ws", { protocol: "ws", tls: TLS }, "listeners.0.tls: only for protocol mqtts or wss"],
+    ["path on mqtt", { path: "/mqtt" }, "listeners.0.path: only for protocol ws or wss"],
+    ["a path without /", { protocol: "ws", path: "mqtt" }, "listeners.0.path: expected a path starting with /"],
+    ["requireClientCert without ca", { protocol: "mqtts", tls: { ...TLS, requireClientCert: true } }, "listeners.0.tls.ca: required with requireClientCert"],
+    ["useIdentityAsUsername without requireClientCert", { protocol: "mqtts", tls: { ...TLS, ca: "ca.crt", useIdentityAsUsername: true } }, "listeners.0.tls.useIdentityAsUsername: needs requireClientCert"],
+    ["useIdentityAsUsername on wss", { protocol: "wss", tls: { ...TLS, ca: "ca.crt", requireClientCert: true, useIdentityAsUsername: true } }, "listeners.0.tls.useIdentityAsUsername: supported on mqtts listeners only"],
+    ["an unknown minVersion", { protocol: "mqtts", tls: { ...TLS, minVersion: "TLSv1.1" } }, "listeners.0.tls.minVersion"],
+    ["an unknown protocol", { protocol: "http2" }, "listeners.0.protocol"],
+    ["an unknown tls key", { protocol: "mqtts", tls: { ...TLS, certfile: "x" } }, "listeners.0.tls.certfile: unknown option"],
+    ["maxConnections 0", { maxConnections: 0 }, "listeners.0.maxConnections"],
+  ];
+  for (const [name, listener, message] of invalid) {
+    test(`${name}: "${message}"`, () => {
+      expect(configError(() => parseConfig({ listeners: [listener] })).message).toContain(message);
+    });
+  }
+
+  test("two listeners on one host:port are refused, unless both are ws (or both wss with the same TLS) on different paths", () => {
+    expect(configError(() => parseConfig({ listeners: [{ port: 5000 }, { port: 5000 }] })).message).toContain("listeners.1.port: 127.0.0.1:5000 is already used by listeners.0");
+    expect(configError(() => parseConfig({ listeners: [{ port: 5000, protocol: "ws" }, { port: 5000, protocol: "ws" }] })).message).toContain("listeners.1.path: /mqtt on 127.0.0.1:5000 is already served by listeners.0");
+    expect(configError(() => parseConfig({ listeners: [{ port: 5000, protocol: "ws" }, { port: 5000, protocol: "wss", tls: TLS, path: "/b" }] })).message).toContain("listeners.1.port");
+    expect(parseConfig({ listeners: [{ port: 5000, protocol: "ws" }, { port: 5000, protocol: "ws", path: "/b" }] }).listeners).toHaveLength(2);
+    expect(parseConfig({ listeners: [{ port: 5000 }, { port: 5000, host: "127.0.0.2" }] }).listeners).toHaveLength(2); // another address
+    expect(parseConfig({ listeners: [{ port: 0 }, { port: 0 }] }).listeners).toHaveLength(2); // each its own free port
+  });
+
+  test("TLS paths are relative to the config file (loadConfig), or to the working directory (parseConfig); absolute ones stay", () => {
+    const p = file({ listeners: [{ protocol: "mqtts", tls: { cert: "certs/s.crt", key: "/abs/s.key", ca: "../ca.crt", requireClientCert: true } }] });
+    const t = loadConfig(p).listeners[0]!.tls!;
+    expect(t.cert).toBe(join(dir, "certs/s.crt"));
+    expect(t.key).toBe("/abs/s.key");
+    expect(t.ca).toBe(join(dir, "..", "ca.crt"));
+    expect(parseConfig({ listeners: [{ protocol: "mqtts", tls: TLS }] }).listeners[0]!.tls!.cert).toBe(join(process.cwd(), "server.crt"));
+    // --port keeps the first listener's TLS and its resolved paths.
+    const withPort = loadConfig(p, { port: 0 }).listeners[0]!;
+    expect(withPort.port).toBe(0);
+    expect(withPort.tls!.cert).toBe(join(dir, "certs/s.crt"));
+  });
+});
