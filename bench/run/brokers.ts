@@ -2,20 +2,29 @@
  * @module run/brokers
  * Broker processes: starting bunmq (port 0, the port read from its
  * "listening on" line; memory or a fresh SQLite file with the group's
- * durability) and Mosquitto (the reference config, on a free port), stopping
- * them, and the endpoint of a broker the runner does not manage. Logs and
- * configs go to the output directory.
+ * durability; one listener of the run's transport) and Mosquitto (the
+ * reference config, on a free port, with the matching listener and
+ * optionally `set_tcp_nodelay true`), stopping them, whether this
+ * Mosquitto build has websockets, and the endpoint of a broker the runner
+ * does not manage. Logs and configs go to the output directory.
  */
 import type { Subprocess } from "bun";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { BenchCerts } from "./certs.ts";
 import { BROKER_TS, die, MOSQUITTO } from "./env.ts";
 import type { BunmqMode } from "./matrix.ts";
+import { bunmqListener, bunmqProtocol, mosquittoListener, type Transport, WS_PATH } from "./transports.ts";
 
 export interface Endpoint {
   host: string;
   port: number;
   pid: number;
+  transport: Transport;
+  /** CA the loadgen verifies the broker's certificate with; "" = no verification. */
+  cafile: string;
+  /** ws / wss: the HTTP path. */
+  wsPath: string;
 }
 
 export interface ManagedBroker {
@@ -47,41 +56,62 @@ async function waitPort(host: string, port: number, ms: number): Promise<boolean
 }
 
 let seq = 0;
-export async function startBunmq(mode: BunmqMode, out: string): Promise<ManagedBroker> {
+/**
+ * A fresh bunmq. Over tcp it is configured by flags alone (as before
+ * transports existed); any other transport gets a config file whose only
+ * listener is of that protocol (TLS with the run's certificates).
+ */
+export async function startBunmq(mode: BunmqMode, out: string, transport: Transport = "tcp", certs: BenchCerts | null = null): Promise<ManagedBroker> {
   const n = ++seq;
-  const log = join(out, `bunmq.${n}.${mode}.log`);
+  const tag = transport === "tcp" ? mode : `${mode}.${transport}`;
+  const log = join(out, `bunmq.${n}.${tag}.log`);
   const args = [process.execPath, BROKER_TS, "--port", "0", "--log-level", "warn"];
+  const cfg: Record<string, unknown> = {};
+  if (transport !== "tcp") cfg.listeners = [bunmqListener(transport, certs)];
   if (mode === "memory") args.push("--data", ":memory:");
   else {
     const db = join(out, `bunmq-${mode}.db`);
     for (const f of [db, `${db}-wal`, `${db}-shm`, `${db}-journal`]) rmSync(f, { force: true });
-    const cfg = join(out, `bunmq-${mode}.json`);
-    writeFileSync(cfg, JSON.stringify({ persistence: { path: db, durability: mode } }, null, 2));
-    args.push("--config", cfg, "--data", db);
+    cfg.persistence = { path: db, durability: mode };
+    args.push("--data", db);
+  }
+  if (Object.keys(cfg).length) {
+    const file = join(out, `bunmq-${tag.replace(".", "-")}.json`);
+    writeFileSync(file, JSON.stringify(cfg, null, 2));
+    args.push("--config", file);
   }
   const proc = Bun.spawn(args, { stdout: Bun.file(log), stderr: Bun.file(`${log}.err`), stdin: "ignore" });
   const end = Date.now() + 15000;
+  const line = new RegExp(`bunmq listening on ${bunmqProtocol(transport)}://(\\[[^\\]]+\\]|[^\\s:/]+):(\\d+)(/[^\\s]*)?`);
   while (Date.now() < end) {
     const text = existsSync(log) ? readFileSync(log, "utf8") : "";
-    const m = /bunmq listening on mqtt:\/\/([^\s]+):(\d+)/.exec(text);
+    const m = line.exec(text);
     if (m) {
       const host = m[1]!.replace(/^\[|\]$/g, "");
-      return { proc, ep: { host, port: Number(m[2]), pid: proc.pid }, log, label: `bunmq (${mode})` };
+      const ep: Endpoint = { host, port: Number(m[2]), pid: proc.pid, transport, cafile: certs?.ca ?? "", wsPath: m[3] ?? WS_PATH };
+      return { proc, ep, log, label: transport === "tcp" ? `bunmq (${mode})` : `bunmq (${mode}, ${transport})` };
     }
     if (proc.exitCode !== null) break;
     await Bun.sleep(20);
   }
   proc.kill("SIGKILL");
   const err = existsSync(`${log}.err`) ? readFileSync(`${log}.err`, "utf8") : "";
-  die(`bunmq did not start (mode ${mode}); log ${log}\n${err.slice(-2000)}`, 1);
+  die(`bunmq did not start (mode ${mode}, transport ${transport}); log ${log}\n${err.slice(-2000)}`, 1);
 }
 
-export async function startMosquitto(persist: boolean, out: string): Promise<ManagedBroker> {
+export interface MosquittoOptions {
+  transport: Transport;
+  certs: BenchCerts | null;
+  /** `set_tcp_nodelay true` (Mosquitto's default is false: Nagle on). */
+  nodelay: boolean;
+}
+
+export async function startMosquitto(persist: boolean, out: string, mo: MosquittoOptions = { transport: "tcp", certs: null, nodelay: false }): Promise<ManagedBroker> {
   const n = ++seq;
   const port = await freePort();
   const conf = join(out, `mosquitto.${n}.conf`);
   const lines = [
-    `listener ${port} 127.0.0.1`,
+    ...mosquittoListener(mo.transport, port, mo.transport === "ws" || mo.transport === "wss" ? await freePort() : 0, mo.certs),
     "allow_anonymous true",
     "max_queued_messages 1000000",
     "max_queued_bytes 0",
@@ -90,6 +120,7 @@ export async function startMosquitto(persist: boolean, out: string): Promise<Man
     "log_type warning",
     "connection_messages false",
   ];
+  if (mo.nodelay) lines.push("set_tcp_nodelay true");
   if (persist) {
     const dir = join(out, `mosquitto-db.${n}`);
     mkdirSync(dir, { recursive: true });
@@ -103,9 +134,35 @@ export async function startMosquitto(persist: boolean, out: string): Promise<Man
   const proc = Bun.spawn([MOSQUITTO, "-c", conf], { stdout: Bun.file(log), stderr: Bun.file(`${log}.err`), stdin: "ignore" });
   if (!(await waitPort("127.0.0.1", port, 5000))) {
     proc.kill("SIGKILL");
-    die(`mosquitto did not start; see ${log}.err`, 1);
+    die(`mosquitto did not start; see ${log}.err and ${conf}`, 1);
   }
-  return { proc, ep: { host: "127.0.0.1", port, pid: proc.pid }, log, label: persist ? "mosquitto (persistence, autosave 1 s)" : "mosquitto" };
+  const ep: Endpoint = { host: "127.0.0.1", port, pid: proc.pid, transport: mo.transport, cafile: mo.certs?.ca ?? "", wsPath: WS_PATH };
+  const what = [mo.transport === "tcp" ? "" : mo.transport, persist ? "persistence, autosave 1 s" : "", mo.nodelay ? "set_tcp_nodelay true" : ""].filter(Boolean);
+  return { proc, ep, log, label: what.length ? `mosquitto (${what.join(", ")})` : "mosquitto" };
+}
+
+let wsProbe: Promise<string> | null = null;
+/**
+ * Whether this Mosquitto can serve MQTT over WebSocket: "" when a
+ * `protocol websockets` listener accepts connections under
+ * `mosquitto -c conf -v`, else the reason (its last log lines). Checked
+ * once per run.
+ */
+export function mosquittoWebsockets(out: string): Promise<string> {
+  wsProbe ??= (async () => {
+    const port = await freePort();
+    const conf = join(out, "mosquitto.ws-probe.conf");
+    writeFileSync(conf, [...mosquittoListener("ws", port, await freePort(), null), "allow_anonymous true", "persistence false", "log_dest stderr"].join("\n") + "\n");
+    const log = join(out, "mosquitto.ws-probe.log");
+    const proc = Bun.spawn([MOSQUITTO, "-c", conf, "-v"], { stdout: Bun.file(log), stderr: Bun.file(log), stdin: "ignore" });
+    const up = await waitPort("127.0.0.1", port, 3000);
+    proc.kill("SIGKILL");
+    await proc.exited;
+    if (up) return "";
+    const text = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").slice(-3).join(" / ") : "";
+    return `${MOSQUITTO} did not serve a websockets listener (${text || "no output"}; ${log})`;
+  })();
+  return wsProbe;
 }
 
 export async function stopBroker(b: ManagedBroker | null): Promise<void> {
@@ -116,7 +173,8 @@ export async function stopBroker(b: ManagedBroker | null): Promise<void> {
   clearTimeout(t);
 }
 
-export function parseHostPort(s: string, pid: number): Endpoint {
+/** A broker the runner does not manage: its TLS certificate is not verified (pass `-- --cafile FILE` for that). */
+export function parseHostPort(s: string, pid: number, transport: Transport = "tcp"): Endpoint {
   const i = s.lastIndexOf(":");
-  return { host: s.slice(0, i), port: Number(s.slice(i + 1)), pid };
+  return { host: s.slice(0, i), port: Number(s.slice(i + 1)), pid, transport, cafile: "", wsPath: WS_PATH };
 }

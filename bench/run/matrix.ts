@@ -2,7 +2,9 @@
  * @module run/matrix
  * The scenario matrix: every row's loadgen arguments, its group (a managed
  * broker is restarted per group, so each group starts from a fresh process),
- * and how bunmq is run for it; plus the --only / --target selection.
+ * and how bunmq is run for it; plus the --only / --target selection. Every
+ * row runs over each transport of `--transport` (run/variants.ts says which
+ * rows a transport cannot carry).
  */
 import { die } from "./env.ts";
 import type { Options } from "./options.ts";
@@ -16,7 +18,8 @@ export interface ScenarioDef {
   group: string;
   what: string;
   args: string[];
-  kind: "msg" | "latency" | "conn";
+  /** conn-like kinds run the loadgen's conn scenario: conn (rate, RSS), handshake (broker CPU per connection), idle (RSS per idle connection). */
+  kind: "msg" | "latency" | "conn" | "handshake" | "idle";
   /** Managed bunmq variant (persist rows). */
   mode: BunmqMode;
   /** Only with --only. */
@@ -25,7 +28,12 @@ export interface ScenarioDef {
   tsOnly?: boolean;
   /** Rows sharing a key share the B run (persist: one mosquitto run per round). */
   bKey?: string;
+  /** Loadgen arguments of an unrecorded run on the same broker just before each recorded one (warms the path up). */
+  prime?: string[];
 }
+
+/** The loadgen's conn scenario (no --duration / --warmup). */
+export const isConnKind = (s: ScenarioDef): boolean => s.kind === "conn" || s.kind === "handshake" || s.kind === "idle";
 
 const W0 = ["--e2e-window", "1000"];
 const W1 = ["--e2e-window", "256"];
@@ -38,6 +46,11 @@ export const SCENARIOS: ScenarioDef[] = [
   { name: "pairs_q1", group: "pairs", kind: "msg", mode: "memory", what: "20 publisher/subscriber pairs, QoS 1, max rate", args: ["pairs", "--pairs", "20", "--qos", "1", "--inflight", "64", ...W1] },
   { name: "latency_q1", group: "pairs", kind: "latency", mode: "memory", what: "10 pairs x 500 msg/s, QoS 1 (read p50/p99 here)", args: ["pairs", "--pairs", "10", "--qos", "1", "--rate", "500"] },
   { name: "conn_1000", group: "conn", kind: "conn", mode: "memory", what: "1000 CONNECT/CONNACK, 64 in parallel; 1 s idle hold", args: ["conn", "--conns", "1000", "--hold", "1"] },
+  // opt-in: broker CPU per connection (TLS: the handshake), not conn/s (with --tls the loadgen is the
+  // bottleneck); 500 unrecorded connections first, so that the JIT is warm
+  { name: "handshake", group: "handshake", kind: "handshake", mode: "memory", optIn: true, what: "3000 CONNECT/CONNACK (with --transport tls: full TLS handshakes), 64 in parallel, after 500 unrecorded: broker CPU per connection (opt-in)", args: ["conn", "--conns", "3000", "--hold", "0"], prime: ["conn", "--conns", "500", "--hold", "0"] },
+  // opt-in: RSS per idle connection on a freshly started broker (its own group: a fresh process each time)
+  { name: "idle_rss", group: "idle_rss", kind: "idle", mode: "memory", optIn: true, what: "5000 idle connections held 3 s on a fresh broker: RSS per connection (opt-in)", args: ["conn", "--conns", "5000", "--hold", "3"] },
   // not in the default matrix (--only overload): publishers outrun the subscriber with no end-to-end
   // window; every PUBACKed message must still arrive (the check is QoS 1 loss)
   { name: "overload_q1", group: "overload", kind: "msg", mode: "memory", optIn: true, what: "10 publishers -> 1 subscriber, QoS 1, in-flight 256, no e2e window (opt-in)", args: ["fanin", "--pubs", "10", "--qos", "1", "--inflight", "256"] },

@@ -5,6 +5,7 @@
  */
 import { die, MOSQUITTO } from "./env.ts";
 import { SCENARIOS } from "./matrix.ts";
+import { parseTransports, type Transport } from "./transports.ts";
 
 const USAGE = `usage: bun run bench [options] [-- extra loadgen args]
 
@@ -19,11 +20,19 @@ const USAGE = `usage: bun run bench [options] [-- extra loadgen args]
                        with autosave 1 s for the persist rows)
   --vs-pid PID         PID of the --vs broker (CPU%, RSS)
   --names A,B          labels (default bunmq,mosquitto|other)
-  --rounds N           rounds (default 1, or 3 with --vs)
+  --rounds N           rounds (default 1, or 3 with --vs or more than one --transport)
   --duration S         measured seconds per message scenario (default 2)
   --warmup S           unmeasured seconds before that (default 0.5)
   --only a,b           scenarios or groups: fanin,fanin_q1,fanout,pairs,latency,conn,persist,...
-                       (overload_q1 runs only when named here)
+                       (overload_q1, handshake and idle_rss run only when named here)
+  --transport LIST     tcp (default), tls, ws, wss, or a list (tcp,tls,ws,wss): every
+                       scenario runs over each, on a broker started with that listener
+                       (certificates made with openssl in the output directory);
+                       with more than one, a table compares each with bunmq tcp.
+                       Anything but tcp needs the C loadgen (the default then)
+  --mosquitto-nodelay [on|both|off]
+                       with --vs mosquitto: set_tcp_nodelay true (on; the flag alone),
+                       or run Mosquitto both ways (both); default off (Mosquitto's default)
   --loadgen ts|c       load generator: bench/loadgen.ts (default) or the C mqtt-loadgen
                        ($LOADGEN, else /tmp/mqtt-loadgen; built from loadgen.c if missing).
                        The C tool has no persist scenario: those rows always use ts.
@@ -43,6 +52,10 @@ export interface Options {
   warmup: number;
   only: string[];
   loadgen: "ts" | "c";
+  /** Every scenario runs over each of these. */
+  transports: Transport[];
+  /** Managed Mosquitto's set_tcp_nodelay: off (its default), on, or both (two B variants). */
+  mosquittoNodelay: "off" | "on" | "both";
   mqtt: number;
   json: boolean;
   out: string;
@@ -52,9 +65,10 @@ export interface Options {
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
     target: "", pid: 0, vs: "", vsPid: 0, names: ["bunmq", ""], rounds: 0, duration: 2, warmup: 0.5,
-    only: [], loadgen: "ts", mqtt: 4, json: false, out: "", extra: [],
+    only: [], loadgen: "ts", transports: ["tcp"], mosquittoNodelay: "off", mqtt: 4, json: false, out: "", extra: [],
   };
   let namesSet = false;
+  let loadgenSet = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
@@ -87,6 +101,21 @@ export function parseOptions(argv: string[]): Options {
         const v = val();
         if (v !== "ts" && v !== "c") die("--loadgen ts|c");
         o.loadgen = v;
+        loadgenSet = true;
+        break;
+      }
+      case "--transport": {
+        const t = parseTransports(val());
+        if (typeof t === "string") die(t);
+        o.transports = t;
+        break;
+      }
+      case "--mosquitto-nodelay": {
+        const v = argv[i + 1];
+        if (v === "on" || v === "both" || v === "off") {
+          o.mosquittoNodelay = v;
+          i++;
+        } else o.mosquittoNodelay = "on";
         break;
       }
       case "--mqtt": o.mqtt = num(); break;
@@ -104,7 +133,13 @@ export function parseOptions(argv: string[]): Options {
   if (o.mqtt !== 4 && o.mqtt !== 5) die("--mqtt 4|5");
   if (o.target && !/^[^:]+:\d+$/.test(o.target)) die("--target HOST:PORT");
   if (o.vs && o.vs !== "mosquitto" && !/^[^:]+:\d+$/.test(o.vs)) die("--vs HOST:PORT or --vs mosquitto");
-  if (!o.rounds) o.rounds = o.vs ? 3 : 1;
+  if (o.transports.some((t) => t !== "tcp")) {
+    if (loadgenSet && o.loadgen === "ts") die(`--transport ${o.transports.join(",")}: loadgen.ts speaks plain TCP only; use --loadgen c (the default with --transport)`);
+    o.loadgen = "c";
+  }
+  if (o.transports.length > 1 && (o.target || (o.vs && o.vs !== "mosquitto"))) die("--transport with more than one transport needs brokers the runner starts (a running broker has one port): no --target, no --vs HOST:PORT");
+  if (o.mosquittoNodelay !== "off" && o.vs !== "mosquitto") die("--mosquitto-nodelay needs --vs mosquitto");
+  if (!o.rounds) o.rounds = o.vs || o.transports.length > 1 ? 3 : 1;
   if (!namesSet) o.names = [o.target ? "target" : "bunmq", o.vs === "mosquitto" ? "mosquitto" : "other"];
   return o;
 }

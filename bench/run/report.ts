@@ -10,10 +10,12 @@ import type { ScenarioDef } from "./matrix.ts";
 import type { Options } from "./options.ts";
 import type { MatrixResult } from "./rounds.ts";
 import { markdownSingle, markdownVs, summarize } from "./tables.ts";
+import { markdownVariants } from "./variant-tables.ts";
 
 export function printReport(o: Options, list: ScenarioDef[], out: string, m: MatrixResult, secs: number): void {
   const { results, brokerProblems } = m;
-  const rows = summarize(o, list, results, m.labelOf);
+  const rows = summarize(m.variants, list, results, m.labelOf);
+  const vs = m.variants;
   const failedRuns = results.filter(runFailed);
   if (o.json) {
     console.log(
@@ -21,7 +23,9 @@ export function printReport(o: Options, list: ScenarioDef[], out: string, m: Mat
         {
           config: { ...o, scenarios: list.map((s) => s.name), logs: out },
           rows,
-          runs: results.map((r) => ({ scenario: r.scenario, side: r.side, round: r.round, tool: r.tool, rc: r.rc, log: r.log, result: r.json })),
+          variants: vs,
+          runs: results.map((r) => ({ scenario: r.scenario, side: r.side, variant: r.variant, transport: r.transport, nodelay: r.nodelay, round: r.round, tool: r.tool, rc: r.rc, log: r.log, result: r.json })),
+          skipped: m.skipped,
           broker_problems: brokerProblems,
           failed_runs: failedRuns.length,
           elapsed_s: secs,
@@ -36,12 +40,21 @@ export function printReport(o: Options, list: ScenarioDef[], out: string, m: Mat
       `## bunmq benchmark (${o.rounds} round(s), ${o.duration} s + ${o.warmup} s warmup, 64 B payloads, MQTT ${o.mqtt === 5 ? "5" : "3.1.1"}, loadgen ${o.loadgen}${o.loadgen === "c" ? " (persist rows: ts)" : ""})`,
     );
     lines.push("");
-    if (o.vs) {
-      lines.push(`Medians; ratio = ${o.names[0]}/${o.names[1]} (msg/s, conn/s: higher is better; latency, B/conn: lower is better). Ratios within ~1.2x are a tie.`);
+    if (vs.length > 2 || (vs.length === 2 && vs[0]!.transport !== vs[1]!.transport)) {
+      lines.push("Medians; ratio = left/right (msg/s, conn/s: higher is better; latency, CPU/conn, B/conn: lower is better). Ratios within ~1.2x are a tie.");
       lines.push("");
-      lines.push(markdownVs(o, list, rows));
+      lines.push(markdownVariants(list, rows, vs));
+    } else if (vs.length === 2) {
+      lines.push(`Medians; ratio = ${vs[0]!.name}/${vs[1]!.name} (msg/s, conn/s: higher is better; latency, CPU/conn, B/conn: lower is better). Ratios within ~1.2x are a tie.`);
+      lines.push("");
+      lines.push(markdownVs(list, rows, [vs[0]!.name, vs[1]!.name]));
     } else {
-      lines.push(markdownSingle(o, list, rows));
+      lines.push(markdownSingle(list, rows));
+    }
+    if (m.skipped.length) {
+      lines.push("");
+      lines.push("Not run:");
+      for (const s of m.skipped) lines.push(`- ${s}`);
     }
     lines.push("");
     lines.push("Scenarios:");
@@ -51,7 +64,7 @@ export function printReport(o: Options, list: ScenarioDef[], out: string, m: Mat
     if (failedRuns.length) {
       lines.push("");
       lines.push(`**${failedRuns.length} run(s) failed a check** (QoS>=1 loss, dup without DUP, out-of-order, protocol error, timeout, connect):`);
-      for (const r of failedRuns) lines.push(`- ${r.scenario} ${r.side === "A" ? o.names[0] : o.names[1]} r${r.round} rc=${r.rc}: ${r.note || "see log"} (${r.log})`);
+      for (const r of failedRuns) lines.push(`- ${r.scenario} ${r.variant} r${r.round} rc=${r.rc}: ${r.note || "see log"} (${r.log})`);
     }
     if (brokerProblems.length) {
       lines.push("");

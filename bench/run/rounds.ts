@@ -1,32 +1,54 @@
 /**
  * @module run/rounds
- * Runs the matrix: for each round and each group, start the managed
- * broker(s) fresh, run every scenario of the group on side A then side B
- * (alternating, so that drift on the machine hits both alike), log a progress
- * line per run, and note brokers that exited or wrote to stderr. SIGINT /
- * SIGTERM end the matrix after the current run; managed brokers are always
- * stopped.
+ * Runs the matrix: for each round, each group and each transport, start the
+ * managed broker(s) fresh with that transport's listener, run every
+ * scenario of the group on each variant in turn (A, then B; so transports
+ * and brokers alternate A B A B over the rounds, and drift on the machine
+ * hits all alike), log a progress line per run, and note brokers that
+ * exited or wrote to stderr and rows a variant cannot run. SIGINT / SIGTERM
+ * end the matrix after the current run; managed brokers are always stopped.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { type ManagedBroker, parseHostPort, startBunmq, startMosquitto, stopBroker } from "./brokers.ts";
+import { type Endpoint, type ManagedBroker, mosquittoWebsockets, parseHostPort, startBunmq, startMosquitto, stopBroker } from "./brokers.ts";
+import { benchCerts } from "./certs.ts";
 import { type RunResult, runLoadgen } from "./loadgen-run.ts";
-import type { ScenarioDef } from "./matrix.ts";
+import { isConnKind, type ScenarioDef } from "./matrix.ts";
 import type { Options } from "./options.ts";
+import { isTls, isWs } from "./transports.ts";
+import { skipReason, type Variant, variantsOf } from "./variants.ts";
 
 export interface MatrixResult {
   results: RunResult[];
   /** Exits and stderr output of managed brokers. */
   brokerProblems: string[];
-  /** The label of the broker that ran a row (e.g. "bunmq (ack)"). */
-  labelOf: (s: ScenarioDef, side: "A" | "B") => string;
+  /** Rows a variant did not run, with the reason (one line each). */
+  skipped: string[];
+  /** What every scenario ran against, in run order. */
+  variants: Variant[];
+  /** The label of the broker that ran a row (e.g. "bunmq (ack)", "mosquitto (tls)"). */
+  labelOf: (s: ScenarioDef, v: Variant) => string;
+}
+
+function brief(s: ScenarioDef, r: RunResult): string {
+  const j = r.json;
+  if (s.kind === "handshake") return `broker=${j.broker_cpu_us_per_conn}us/conn conn/s=${j.conn_rate} cp99=${j.cp99_us}us`;
+  if (isConnKind(s)) return `conn/s=${j.conn_rate} cp99=${j.cp99_us}us rss/conn=${j.rss_per_conn_b}B`;
+  return `rate=${j.rate} p50=${j.p50_us}us p99=${j.p99_us}us lost=${j.lost} dup=${j.dup} ooo=${j.ooo}`;
 }
 
 export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cPath: string): Promise<MatrixResult> {
   const progress = (s: string) => process.stderr.write(s + "\n");
   const managedA = !o.target;
   const managedB = o.vs === "mosquitto";
-  const fixedA = o.target ? parseHostPort(o.target, o.pid) : null;
-  const fixedB = o.vs && !managedB ? parseHostPort(o.vs, o.vsPid) : null;
+  const variants = variantsOf(o);
+  const fixed = (v: Variant): Endpoint | null => {
+    if (v.side === "A" && !managedA) return parseHostPort(o.target, o.pid, v.transport);
+    if (v.side === "B" && !managedB) return parseHostPort(o.vs, o.vsPid, v.transport);
+    return null;
+  };
+  const certs = (managedA || managedB) && o.transports.some(isTls) ? benchCerts(out) : null;
+  const mosquittoWs = managedB && o.transports.some(isWs) ? await mosquittoWebsockets(out) : "";
+  if (mosquittoWs) progress(`bench: no Mosquitto ws/wss rows: ${mosquittoWs}`);
 
   // groups in matrix order
   const groups: { name: string; scen: ScenarioDef[] }[] = [];
@@ -37,15 +59,19 @@ export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cP
   }
 
   const labels = new Map<string, string>();
-  const labelOf = (s: ScenarioDef, side: "A" | "B") => labels.get(`${side}:${side === "B" && s.bKey ? s.bKey : s.name}`) ?? o.names[side === "A" ? 0 : 1];
+  const keyOf = (s: ScenarioDef, v: Variant) => (v.side === "B" && s.bKey ? s.bKey : s.name);
+  const labelOf = (s: ScenarioDef, v: Variant) => labels.get(`${v.id}:${keyOf(s, v)}`) ?? v.name;
 
   progress(
     `bench: ${managedA ? "bunmq (started per group)" : `${o.names[0]}=${o.target}`}` +
       (o.vs ? ` vs ${o.names[1]}=${managedB ? "mosquitto (started per group)" : o.vs}` : "") +
-      `; ${list.length} scenarios x ${o.rounds} round(s); ${o.duration}+${o.warmup} s; loadgen ${o.loadgen}; mqtt ${o.mqtt}; logs ${out}`,
+      `; transport ${o.transports.join(",")}` +
+      (managedB && o.mosquittoNodelay !== "off" ? `; mosquitto set_tcp_nodelay ${o.mosquittoNodelay === "both" ? "false and true" : "true"}` : "") +
+      `; ${list.length} scenarios x ${variants.length} variant(s) x ${o.rounds} round(s); ${o.duration}+${o.warmup} s; loadgen ${o.loadgen}; mqtt ${o.mqtt}; logs ${out}`,
   );
   const results: RunResult[] = [];
   const brokerProblems: string[] = [];
+  const skipped = new Set<string>();
   let interrupted = false;
   let live: ManagedBroker[] = [];
   const onSig = () => {
@@ -58,61 +84,69 @@ export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cP
     for (let round = 1; round <= o.rounds && !interrupted; round++) {
       const bDone = new Set<string>();
       for (const g of groups) {
-        if (interrupted) break;
-        const mode = g.scen[0]!.mode;
-        const isPersist = g.scen.some((s) => s.bKey === "persist");
-        let a: ManagedBroker | null = null;
-        let b: ManagedBroker | null = null;
-        const needB = !!o.vs && g.scen.some((s) => !(s.bKey && bDone.has(s.bKey)));
-        if (managedA) a = await startBunmq(mode, out);
-        if (managedB && needB) b = await startMosquitto(isPersist, out);
-        live = [a, b].filter((x): x is ManagedBroker => x !== null);
-        for (const s of g.scen) {
+        for (const t of o.transports) {
           if (interrupted) break;
-          for (const side of ["A", "B"] as const) {
-            if (side === "B" && !o.vs) continue;
-            const key = side === "B" && s.bKey ? s.bKey : s.name;
-            if (side === "B" && s.bKey) {
-              if (bDone.has(s.bKey)) continue;
-              bDone.add(s.bKey);
-            }
-            const m = side === "A" ? a : b;
-            const ep = side === "A" ? (a ? a.ep : fixedA!) : b ? b.ep : fixedB!;
-            if (m) labels.set(`${side}:${key}`, m.label);
-            if (m && m.proc.exitCode !== null) {
-              brokerProblems.push(`${m.label} had exited (code ${m.proc.exitCode}) before ${key}; see ${m.log}.err`);
-              continue;
-            }
-            const r = await runLoadgen(o, s, ep, side, round, out, cPath);
-            r.scenario = key;
-            results.push(r);
-            const j = r.json;
-            const brief =
-              s.kind === "conn"
-                ? `conn/s=${j.conn_rate} cp99=${j.cp99_us}us rss/conn=${j.rss_per_conn_b}B`
-                : `rate=${j.rate} p50=${j.p50_us}us p99=${j.p99_us}us lost=${j.lost} dup=${j.dup} ooo=${j.ooo}`;
-            progress(
-              `  r${round} ${key.padEnd(16)} ${(side === "A" ? o.names[0] : o.names[1]).padEnd(10)} ${r.tool} rc=${r.rc} ${brief} broker=${j.broker_cpu_pct}% lg=${j.loadgen_cpu_pct}%` +
-                (r.rc !== 0 ? `  FAILED (${r.log})` : ""),
-            );
-            if (m && m.proc.exitCode !== null) {
-              const err = existsSync(`${m.log}.err`) ? readFileSync(`${m.log}.err`, "utf8").trim().slice(-500) : "";
-              brokerProblems.push(`${m.label} exited (code ${m.proc.exitCode}) during ${key} r${round}: ${err}`);
+          const mode = g.scen[0]!.mode;
+          const isPersist = g.scen.some((s) => s.bKey === "persist");
+          const tv = variants.filter((v) => v.transport === t);
+          const runs = (s: ScenarioDef, v: Variant) => !skipReason(o, s, v, mosquittoWs) && !(v.side === "B" && s.bKey && bDone.has(`${v.id}:${s.bKey}`));
+          const brokers = new Map<string, ManagedBroker>();
+          for (const v of tv) {
+            if (!g.scen.some((s) => runs(s, v))) continue;
+            if (v.side === "A" && managedA) brokers.set(v.id, await startBunmq(mode, out, t, certs));
+            if (v.side === "B" && managedB) brokers.set(v.id, await startMosquitto(isPersist, out, { transport: t, certs, nodelay: v.nodelay }));
+          }
+          live = [...brokers.values()];
+          for (const s of g.scen) {
+            if (interrupted) break;
+            for (const v of tv) {
+              const why = skipReason(o, s, v, mosquittoWs);
+              if (why) {
+                skipped.add(`${s.name} on ${v.name}: ${why}`);
+                continue;
+              }
+              const key = keyOf(s, v);
+              if (v.side === "B" && s.bKey) {
+                if (bDone.has(`${v.id}:${s.bKey}`)) continue;
+                bDone.add(`${v.id}:${s.bKey}`);
+              }
+              const m = brokers.get(v.id) ?? null;
+              const ep = m ? m.ep : fixed(v)!;
+              if (m) labels.set(`${v.id}:${key}`, m.label);
+              if (m && m.proc.exitCode !== null) {
+                brokerProblems.push(`${m.label} had exited (code ${m.proc.exitCode}) before ${key}; see ${m.log}.err`);
+                continue;
+              }
+              if (s.prime) {
+                const p = await runLoadgen(o, { ...s, name: `${s.name}.prime`, args: s.prime }, ep, v, round, out, cPath);
+                if (p.rc !== 0) progress(`  r${round} ${key} ${v.name}: priming run failed rc=${p.rc} (${p.log})`);
+              }
+              const r = await runLoadgen(o, s, ep, v, round, out, cPath);
+              r.scenario = key;
+              results.push(r);
+              const j = r.json;
+              progress(
+                `  r${round} ${key.padEnd(16)} ${v.name.padEnd(10)} ${r.tool} rc=${r.rc} ${brief(s, r)} broker=${j.broker_cpu_pct}% lg=${j.loadgen_cpu_pct}%` +
+                  (r.rc !== 0 ? `  FAILED (${r.log})` : ""),
+              );
+              if (m && m.proc.exitCode !== null) {
+                const err = existsSync(`${m.log}.err`) ? readFileSync(`${m.log}.err`, "utf8").trim().slice(-500) : "";
+                brokerProblems.push(`${m.label} exited (code ${m.proc.exitCode}) during ${key} r${round}: ${err}`);
+              }
             }
           }
+          for (const m of live) {
+            const err = existsSync(`${m.log}.err`) ? readFileSync(`${m.log}.err`, "utf8").trim() : "";
+            if (err && m.label.startsWith("bunmq")) brokerProblems.push(`${m.label} stderr during ${g.name} r${round}: ${err.slice(0, 500)}`);
+          }
+          for (const m of live) await stopBroker(m);
+          live = [];
         }
-        for (const m of live) {
-          const err = existsSync(`${m.log}.err`) ? readFileSync(`${m.log}.err`, "utf8").trim() : "";
-          if (err && m.label.startsWith("bunmq")) brokerProblems.push(`${m.label} stderr during ${g.name} r${round}: ${err.slice(0, 500)}`);
-        }
-        await stopBroker(a);
-        await stopBroker(b);
-        live = [];
       }
     }
   } finally {
     for (const m of live) await stopBroker(m);
   }
 
-  return { results, brokerProblems, labelOf };
+  return { results, brokerProblems, skipped: [...skipped], variants, labelOf };
 }

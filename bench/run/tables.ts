@@ -1,12 +1,15 @@
 /**
  * @module run/tables
- * From runs to rows: the median of each metric per scenario and side over
- * the rounds, failed runs with their notes, and the markdown tables (one
- * broker, or A vs B with ratios and a CPU table).
+ * From runs to rows: the median of each metric per scenario and variant
+ * (side, transport, nodelay) over the rounds, failed runs with their notes,
+ * the metrics each kind of row shows, and the markdown tables for one
+ * variant, or A vs B with ratios and a CPU table (more variants:
+ * run/variant-tables.ts).
  */
 import { type RunResult, runFailed } from "./loadgen-run.ts";
-import type { ScenarioDef } from "./matrix.ts";
-import type { Options } from "./options.ts";
+import { isConnKind, type ScenarioDef } from "./matrix.ts";
+import type { Transport } from "./transports.ts";
+import type { Variant } from "./variants.ts";
 
 function median(xs: number[]): number | null {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -15,7 +18,7 @@ function median(xs: number[]): number | null {
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
-function fmt(x: number | null | undefined, unit = ""): string {
+export function fmt(x: number | null | undefined, unit = ""): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return "-";
   if (x < 0) return "-";
   let s: string;
@@ -26,22 +29,40 @@ function fmt(x: number | null | undefined, unit = ""): string {
   else s = x.toFixed(1);
   return s + unit;
 }
-function us(x: number | null | undefined): string {
+export function us(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x) || x < 0) return "-";
   if (x >= 10000) return `${(x / 1000).toFixed(1)} ms`;
   if (x >= 1000) return `${(x / 1000).toFixed(2)} ms`;
   return `${x.toFixed(0)} µs`;
 }
 
-function metricsFor(s: ScenarioDef): { key: string; label: string; higher: boolean; f: (x: number | null) => string }[] {
+export interface Metric {
+  key: string;
+  label: string;
+  higher: boolean;
+  f: (x: number | null) => string;
+}
+
+export function metricsFor(s: ScenarioDef): Metric[] {
   const rate = { key: "rate", label: s.name.startsWith("fanout") ? "deliveries/s" : "msg/s", higher: true, f: (x: number | null) => fmt(x) };
   const p50 = { key: "p50_us", label: "p50", higher: false, f: us };
   const p99 = { key: "p99_us", label: "p99", higher: false, f: us };
+  const cpuConn = { key: "broker_cpu_us_per_conn", label: "broker CPU/conn", higher: false, f: us };
+  const rssConn = { key: "rss_per_conn_b", label: "RSS B/conn", higher: false, f: (x: number | null) => fmt(x) };
   if (s.kind === "conn")
     return [
       { key: "conn_rate", label: "conn/s", higher: true, f: (x) => fmt(x) },
       { key: "cp99_us", label: "connect p99", higher: false, f: us },
-      { key: "rss_per_conn_b", label: "RSS B/conn", higher: false, f: (x) => fmt(x) },
+      rssConn,
+      cpuConn,
+    ];
+  if (s.kind === "handshake")
+    return [cpuConn, { key: "conn_rate", label: "conn/s (loadgen-bound)", higher: true, f: (x) => fmt(x) }, { key: "cp99_us", label: "connect p99", higher: false, f: us }];
+  if (s.kind === "idle")
+    return [
+      rssConn,
+      { key: "rss_base_kb", label: "RSS before, kB", higher: false, f: (x) => fmt(x) },
+      { key: "rss_held_kb", label: "RSS held, kB", higher: false, f: (x) => fmt(x) },
     ];
   if (s.kind === "latency") return [p50, p99, { key: "max_us", label: "max", higher: false, f: us }];
   if (s.optIn) return [rate, { key: "lost", label: "lost", higher: false, f: (x: number | null) => fmt(x) }, p99];
@@ -60,6 +81,9 @@ export interface Row {
   scenario: string;
   what: string;
   side: "A" | "B";
+  variant: string;
+  transport: Transport;
+  nodelay: boolean;
   broker: string;
   tool: string;
   runs: number;
@@ -69,25 +93,25 @@ export interface Row {
 }
 
 export function summarize(
-  o: Options,
+  variants: Variant[],
   list: ScenarioDef[],
   results: RunResult[],
-  labelOf: (s: ScenarioDef, side: "A" | "B") => string,
+  labelOf: (s: ScenarioDef, v: Variant) => string,
 ): Row[] {
   const rows: Row[] = [];
-  const keys = ["rate", "send_rate", "p50_us", "p99_us", "p999_us", "max_us", "lost", "dup", "ooo", "conn_rate", "cp50_us", "cp99_us", "rss_per_conn_b", "rss_base_kb", "rss_held_kb", "broker_cpu_pct", "loadgen_cpu_pct"];
+  const keys = ["rate", "send_rate", "p50_us", "p99_us", "p999_us", "max_us", "lost", "dup", "ooo", "conn_rate", "cp50_us", "cp99_us", "rss_per_conn_b", "rss_base_kb", "rss_held_kb", "broker_cpu_us_per_conn", "broker_cpu_s", "broker_cpu_pct", "loadgen_cpu_pct"];
   for (const s of list) {
-    for (const side of ["A", "B"] as const) {
-      if (side === "B" && !o.vs) continue;
+    for (const v of variants) {
+      const side = v.side;
       const key = side === "B" && s.bKey ? s.bKey : s.name;
-      const rs = results.filter((r) => r.side === side && r.scenario === key);
+      const rs = results.filter((r) => r.variant === v.id && r.scenario === key);
       if (!rs.length) continue;
       const medians: Record<string, number | null> = {};
       for (const k of keys) medians[k] = pick(rs, k);
       const failedRuns = rs.filter(runFailed);
       const notes = [...new Set(failedRuns.map((r) => `rc=${r.rc}${r.note ? `: ${r.note}` : ""} (${r.log})`))];
       rows.push({
-        scenario: s.name, what: s.what, side, broker: labelOf(s, side), tool: rs[0]!.tool, runs: rs.length,
+        scenario: s.name, what: s.what, side, variant: v.id, transport: v.transport, nodelay: v.nodelay, broker: labelOf(s, v), tool: rs[0]!.tool, runs: rs.length,
         failed: failedRuns.length, medians, notes,
       });
     }
@@ -95,19 +119,21 @@ export function summarize(
   return rows;
 }
 
-export function markdownSingle(o: Options, list: ScenarioDef[], rows: Row[]): string {
+/** The table of a run with one variant. */
+export function markdownSingle(list: ScenarioDef[], rows: Row[]): string {
   const out: string[] = [];
   out.push("| scenario | broker | loadgen | msg/s (conn/s) | p50 | p99 | lost | broker CPU | loadgen CPU | ok |");
   out.push("|---|---|---|---:|---:|---:|---:|---:|---:|---|");
   for (const s of list) {
-    const r = rows.find((x) => x.scenario === s.name && x.side === "A");
+    const r = rows.find((x) => x.scenario === s.name);
     if (!r) continue;
     const m = r.medians;
-    const conn = s.kind === "conn";
+    const conn = isConnKind(s);
     const rate = conn ? `${fmt(m.conn_rate)} conn/s` : s.kind === "latency" ? `${fmt(m.rate)} (rate-limited)` : fmt(m.rate);
     const p50 = conn ? us(m.cp50_us) : us(m.p50_us);
     const p99 = conn ? us(m.cp99_us) : us(m.p99_us);
-    const lost = conn ? (m.rss_per_conn_b !== null && m.rss_per_conn_b >= 0 ? `RSS ${fmt(m.rss_per_conn_b)} B/conn` : "-") : fmt(m.lost);
+    const rss = m.rss_per_conn_b !== null && m.rss_per_conn_b >= 0 ? `RSS ${fmt(m.rss_per_conn_b)} B/conn` : "-";
+    const lost = s.kind === "handshake" ? `broker ${us(m.broker_cpu_us_per_conn)}/conn` : conn ? rss : fmt(m.lost);
     const okc = r.failed ? `**FAILED ${r.failed}/${r.runs}**` : "ok";
     out.push(
       `| ${s.name} | ${r.broker} | ${r.tool} | ${rate} | ${p50} | ${p99} | ${lost} | ${fmt(m.broker_cpu_pct, "%")} | ${fmt(m.loadgen_cpu_pct, "%")} | ${okc} |`,
@@ -116,8 +142,9 @@ export function markdownSingle(o: Options, list: ScenarioDef[], rows: Row[]): st
   return out.join("\n");
 }
 
-export function markdownVs(o: Options, list: ScenarioDef[], rows: Row[]): string {
-  const [A, B] = o.names;
+/** The tables of a run with two variants, A and B (same transport). */
+export function markdownVs(list: ScenarioDef[], rows: Row[], names: [string, string]): string {
+  const [A, B] = names;
   const out: string[] = [];
   out.push(`| scenario | metric | ${A} | ${B} | ${A}/${B} | failed runs ${A} \\| ${B} |`);
   out.push("|---|---|---:|---:|---:|---|");
