@@ -57,7 +57,7 @@ export function metricsFor(s: ScenarioDef): Metric[] {
       cpuConn,
     ];
   if (s.kind === "handshake")
-    return [cpuConn, { key: "conn_rate", label: "conn/s (loadgen-bound)", higher: true, f: (x) => fmt(x) }, { key: "cp99_us", label: "connect p99", higher: false, f: us }];
+    return [cpuConn, { key: "conn_rate", label: "conn/s", higher: true, f: (x) => fmt(x) }, { key: "cp99_us", label: "connect p99", higher: false, f: us }];
   if (s.kind === "idle")
     return [
       rssConn,
