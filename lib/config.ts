@@ -76,6 +76,8 @@ const Listener = z
     maxConnections: int(1, 10_000_000).optional(),
     /** Overrides auth.allowAnonymous for clients of this listener. */
     allowAnonymous: z.boolean().optional(),
+    /** Sockets of this listener that have not finished CONNECT (also bounded by limits.maxUnauthenticated). */
+    maxUnauthenticated: int(1, 10_000_000).optional(),
   })
   .superRefine((l, ctx) => {
     const secure = l.protocol === "mqtts" || l.protocol === "wss";
@@ -169,6 +171,18 @@ export const LimitsSchema = z.strictObject({
   maxPublisherStallMs: int(0, 3_600_000).default(2000),
   /** Retained messages kept; beyond it new retained topics are refused (kept as live messages only). */
   maxRetainedMessages: int(0, 100_000_000).default(1_000_000),
+  /** PUBLISH packets per second one client may send (0 = unlimited); above it the broker stops reading it. */
+  publishRate: int(0, 100_000_000).default(0),
+  /** PUBLISH bytes per second one client may send (0 = unlimited); above it the broker stops reading it. */
+  publishBytesRate: int(0, 2 ** 40).default(0),
+  /** New connections per second from one source address (0 = unlimited); more are closed at accept and counted. */
+  connectRate: int(0, 1_000_000).default(0),
+  /**
+   * Sockets that have not finished CONNECT (and authentication) at one time;
+   * more are closed at accept. A smaller bound than maxConnections, so that
+   * a flood of idle sockets cannot take the places of real clients.
+   */
+  maxUnauthenticated: int(1, 10_000_000).default(1024),
 });
 
 const Persistence = z.strictObject({
@@ -180,17 +194,81 @@ const Persistence = z.strictObject({
   synchronous: z.enum(["normal", "full"]).default("normal"),
 });
 
+/**
+ * A Client ID pattern: `*` matches any run of characters, `%u` is the user
+ * name ("%u-*": alice may use alice-1, alice-phone, ...).
+ */
+const ClientIdPattern = z.string().min(1);
+
 const User = z.strictObject({
   username: z.string().min(1),
   /** Plain text, or a hash from Bun.password.hash (argon2 / bcrypt), verified off the event loop. */
   password: z.string(),
+  /** Client IDs this user may connect with (overrides auth.clientIdPattern). */
+  clientIdPattern: ClientIdPattern.optional(),
 });
 
-const Auth = z.strictObject({
-  /** Accept clients that send no user name. */
-  allowAnonymous: z.boolean().default(true),
-  users: z.array(User).default([]),
-});
+/** What an ACL rule governs: publishing, subscribing (and so receiving), or both. */
+export const ACL_ACTIONS = ["publish", "subscribe", "all"] as const;
+
+/**
+ * One ACL rule. The first rule that matches the client (user, client) and the
+ * action and topic decides; once any rule exists, what no rule allows is denied.
+ */
+const AclRule = z
+  .strictObject({
+    /** A user name, or "$anonymous" for clients without one; absent = every client. */
+    user: z.string().min(1).optional(),
+    /** A Client ID, `*` matching any run of characters ("dev-*"); absent = every client. */
+    client: z.string().min(1).optional(),
+    /** A topic filter; a level that is exactly %u or %c is replaced by the user name or Client ID. */
+    topic: z.string().min(1),
+    action: z.enum(ACL_ACTIONS),
+    allow: z.boolean(),
+  })
+  .superRefine((r, ctx) => {
+    const err = aclTopicError(r.topic);
+    if (err !== null) ctx.addIssue({ code: "custom", path: ["topic"], message: err });
+  });
+
+/** Why `topic` is not a usable ACL topic filter, or null. */
+export function aclTopicError(topic: string): string | null {
+  const levels = topic.split("/");
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i]!;
+    if (l === "#" && i !== levels.length - 1) return "# must be the last level";
+    if (l !== "#" && l !== "+" && (l.includes("#") || l.includes("+"))) return "a wildcard must be a whole level";
+    if (l !== "%u" && l !== "%c" && (l.includes("%u") || l.includes("%c"))) return "%u and %c must be a whole level";
+    if (l.includes("\u0000")) return "U+0000 is not allowed";
+  }
+  return null;
+}
+
+const Auth = z
+  .strictObject({
+    /** Accept clients that send no user name. */
+    allowAnonymous: z.boolean().default(true),
+    users: z.array(User).default([]),
+    /**
+     * Users from a file, one `name:hash` per line: Mosquitto's password file
+     * ($6$ and $7$ hashes, made by mosquitto_passwd) or Bun.password hashes
+     * (argon2id, bcrypt; `bunmq passwd FILE USER`). Relative to the config file;
+     * re-read on SIGHUP and when it changes.
+     */
+    passwordFile: z.string().min(1).optional(),
+    /** ACL rules, checked before those of aclFile. */
+    acl: z.array(AclRule).default([]),
+    /** Mosquitto's acl_file format (user, topic [read|write|readwrite|deny], pattern). Relative to the config file. */
+    aclFile: z.string().min(1).optional(),
+    /**
+     * A session belongs to the user name that created it: a CONNECT with its
+     * Client ID and another user name is refused (v5 0x87, 3.1.1 0x05), and
+     * the live connection stays.
+     */
+    clientIdOwnership: z.boolean().default(false),
+    /** Client IDs every user may connect with, unless the user has its own clientIdPattern. */
+    clientIdPattern: ClientIdPattern.optional(),
+  });
 
 const Redirect = z.strictObject({
   /** Where clients should connect instead (v5 Server Reference, e.g. "broker2.example.com:1883"). */
@@ -229,7 +307,7 @@ export class ConfigError extends Error {
 }
 
 /**
- * Validate a config object; defaults fill everything left out. Relative TLS
+ * Validate a config object; defaults fill everything left out. Relative
  * file paths are resolved against `baseDir` (loadConfig: the config file's
  * directory).
  */
@@ -244,6 +322,9 @@ export function parseConfig(input: unknown, source = "config", baseDir = process
     });
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
   }
+  const auth = result.data.auth;
+  if (auth.passwordFile !== undefined) auth.passwordFile = resolve(baseDir, auth.passwordFile);
+  if (auth.aclFile !== undefined) auth.aclFile = resolve(baseDir, auth.aclFile);
   for (const l of result.data.listeners) {
     const t = l.tls;
     if (t === undefined) continue;

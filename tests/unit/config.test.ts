@@ -68,12 +68,13 @@ describe("config.example.json", () => {
 describe("defaults", () => {
   const d = parseConfig({});
 
-  test("every limit has a finite, positive default (DESIGN.md 4)", () => {
+  test("every limit has a finite, positive default (DESIGN.md 4); only the rate limits, which guard no memory, default to 0 = off", () => {
     const limits = d.limits as Record<string, number>;
+    const rates = new Set(["publishRate", "publishBytesRate", "connectRate"]);
     expect(Object.keys(limits).length).toBeGreaterThan(10);
     for (const [k, v] of Object.entries(limits)) {
       expect({ k, finite: typeof v === "number" && Number.isFinite(v) && Number.isInteger(v) }).toEqual({ k, finite: true });
-      expect({ k, positive: v > 0 }).toEqual({ k, positive: true });
+      expect({ k, positive: v > 0 }).toEqual({ k, positive: !rates.has(k) });
     }
   });
 
@@ -136,7 +137,7 @@ describe("defaults", () => {
     expect(d.listeners).toEqual([{ host: "127.0.0.1", port: 1883, protocol: "mqtt" }]);
     expect(d.logLevel).toBe("info");
     expect(d.persistence.path.length).toBeGreaterThan(0);
-    expect(d.auth).toEqual({ allowAnonymous: true, users: [] });
+    expect(d.auth).toEqual({ allowAnonymous: true, users: [], acl: [], clientIdOwnership: false });
   });
 
   test("partial sections are filled with defaults", () => {
