@@ -11,6 +11,8 @@
  * Routing is router.ts, per-session delivery outbox.ts, persistence
  * journal.ts, the end of each batch batch.ts, timers housekeeping.ts.
  */
+import { type AccessControl, type ClientAcl, globRegExp } from "./acl.ts";
+import { loadAccessControl } from "./acl-file.ts";
 import { Authenticator } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { State } from "./conn-state.ts";
@@ -62,7 +64,10 @@ export class Broker {
   private readonly sessionMap = new Map<string, Session>();
   private readonly connectionSet = new Set<Connection>();
   private readonly retainedStore = new RetainedStore();
-  readonly auth: Authenticator;
+  /** User names and passwords (replaced by a reload). */
+  auth: Authenticator;
+  /** Topic access rules (replaced by a reload; see setIdentity). */
+  acl: AccessControl;
   /** Success CONNACK encoder with our v5 capabilities pre-encoded. */
   readonly connack: ConnackEncoder;
   /** Enhanced authentication methods by name (v5 AUTH); register more with `set`. */
@@ -113,6 +118,7 @@ export class Broker {
     this.router = new Router(this.outbox, this.retainedSender);
     this.drops = new DropCounters(now);
     this.auth = new Authenticator(config.auth);
+    this.acl = loadAccessControl(config.auth);
     this.authMethods = defaultAuthMethods(config.auth);
     this.connack = new ConnackEncoder({
       receiveMaximum: config.limits.receiveMaximum,
@@ -223,6 +229,30 @@ export class Broker {
     return { session, present: false };
   }
 
+  /**
+   * Who `s` acts for from now on: the user name of its accepted CONNECT (or
+   * the one stored with it), and the topic access that follows from it.
+   */
+  setIdentity(s: Session, username: string | undefined): void {
+    s.username = username;
+    s.acl = this.acl.enabled ? this.acl.forClient(username, s.id) : null;
+  }
+
+  /** The Client IDs `user` may connect with (its clientIdPattern, else auth.clientIdPattern, %u filled in), or null for any. */
+  clientIdPattern(user: string): RegExp | null {
+    const auth = this.config.auth;
+    const glob = auth.users.find((u) => u.username === user)?.clientIdPattern ?? auth.clientIdPattern;
+    if (glob === undefined) return null;
+    let re = this.patternCache.get(user);
+    if (re === undefined || re.glob !== glob) {
+      re = { glob, re: globRegExp(glob, user) };
+      if (this.patternCache.size >= 10_000) this.patternCache.clear();
+      this.patternCache.set(user, re);
+    }
+    return re.re;
+  }
+  private readonly patternCache = new Map<string, { glob: string; re: RegExp }>();
+
   /** A Client ID no session has (for Assigned Client Identifiers, [MQTT-3.2.2-16] 5). */
   hasSession(clientId: string): boolean {
     return this.sessionMap.has(clientId);
@@ -313,11 +343,12 @@ export class Broker {
     if (this.sessionMap.get(s.id) === s) this.sessionMap.delete(s.id);
     const now = this.now();
     for (const d of handBack) if (!d.msg.expired(now)) this.router.deliverShared(d.group as SharedGroup<Session>, d.msg, null);
-    if (will !== null) this.publishWill(will, s.id);
+    if (will !== null) this.publishWill(will, s.id, s.acl);
   }
 
   /** A restored session joins the broker with its subscriptions (restore.ts). */
   restoreSession(s: Session): void {
+    this.setIdentity(s, s.username);
     this.sessionMap.set(s.id, s);
     for (const sub of s.subs.values()) this.router.topics.add(sub);
     this.offlineSet.add(s); // housekeeping drops it from the sweep when it has nothing pending
@@ -434,10 +465,16 @@ export class Broker {
     s.will = null;
     s.willAt = 0;
     this.journal.saveSession(s);
-    this.publishWill(will, s.id);
+    this.publishWill(will, s.id, s.acl);
   }
 
-  private publishWill(will: Will, clientId: string): void {
+  private publishWill(will: Will, clientId: string, acl: ClientAcl | null): void {
+    if (acl !== null && !acl.canPublish(will.topic)) {
+      // Checked when the will would be published, with the rules in force then.
+      this.drops.count(Drop.Acl, clientId);
+      if (log.debugEnabled) log.debug("will denied by the ACL; dropped", { client: clientId, topic: will.topic });
+      return;
+    }
     const now = this.now();
     const msg = new Message(will.topic, will.payload, will.qos, will.retain, will.props, will.expiry >= 0 ? now + will.expiry * 1000 : 0, clientId);
     if (log.debugEnabled) log.debug("publishing will", { client: clientId, topic: will.topic });

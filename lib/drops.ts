@@ -19,6 +19,8 @@ export const enum Drop {
   Expired = 3,
   /** A new retained topic beyond limits.maxRetainedMessages (the message itself is still routed). */
   RetainedLimit = 4,
+  /** A PUBLISH (or will) to a topic the ACL does not let its client publish to: acknowledged (3.1.1) or refused (v5 0x87), not routed. */
+  Acl = 5,
 }
 
 const LOG_INTERVAL_MS = 5000;
@@ -29,12 +31,13 @@ const WHY: Record<Drop, string> = {
   [Drop.TooLarge]: "message larger than the client's Maximum Packet Size; dropped",
   [Drop.Expired]: "message expired before delivery; dropped",
   [Drop.RetainedLimit]: "retained message limit reached; not retained",
+  [Drop.Acl]: "not authorized by the ACL; dropped",
 };
 
 export class DropCounters {
   /** Per cause, indexed by `Drop`. */
-  private readonly n = [0, 0, 0, 0, 0];
-  private readonly lastLog = [0, 0, 0, 0, 0];
+  private readonly n = [0, 0, 0, 0, 0, 0];
+  private readonly lastLog = [0, 0, 0, 0, 0, 0];
 
   constructor(private readonly now: () => number) {}
 
@@ -53,12 +56,16 @@ export class DropCounters {
   get retainedLimit(): number {
     return this.n[Drop.RetainedLimit]!;
   }
+  get acl(): number {
+    return this.n[Drop.Acl]!;
+  }
   get total(): number {
     return this.n.reduce((a, b) => a + b, 0);
   }
 
   count(cause: Drop, client: string): void {
     const n = ++this.n[cause]!;
+    if (cause === Drop.Acl) return; // a denial is the rules working: the caller logs it at debug
     const now = this.now();
     if (now - this.lastLog[cause]! > LOG_INTERVAL_MS) {
       this.lastLog[cause] = now;

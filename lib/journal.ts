@@ -113,6 +113,7 @@ export class Journal {
       connected: s.conn !== null,
       will: s.will,
       willAt: s.willAt,
+      username: s.username,
     };
     this.push(K.SaveSession, s.id, row);
     if (!s.stored) {

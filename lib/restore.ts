@@ -43,6 +43,7 @@ export function restore(broker: Broker): void {
     s.version = x.version;
     s.expiryInterval = x.expiryInterval;
     s.will = x.will;
+    s.username = x.username;
     s.stored = true;
     if (x.connected) {
       s.expiresAt = x.expiryInterval === 0xffffffff ? 0 : now + x.expiryInterval * 1000;

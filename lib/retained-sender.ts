@@ -147,6 +147,8 @@ export class RetainedSender {
           this.broker.expireRetained(m);
           continue;
         }
+        // A topic the ACL does not let this client read is skipped, as live messages are (acl.ts).
+        if (s.acl !== null && !s.acl.canRead(m.topic)) continue;
       } else if (this.broker.retainedMessage(m.topic) !== m || m.sentByJob === job.id) {
         // Replaced, deleted or already sent while it waited for room.
         job.pending = null;

@@ -89,16 +89,28 @@ export class Router {
     const mq = msg.qos;
     const count = targets.length;
     let delivered = 0;
+    let denied = 0;
     for (let i = 0; i < count; i++) {
       const s = targets[i]!;
+      // Deliveries are checked per topic (acl.ts): a wildcard subscription does not open what the ACL closes.
+      if (s.acl !== null && !s.acl.canRead(msg.topic)) {
+        denied++;
+        continue;
+      }
       const q = tQos[i]!;
       if (s.retainedJobs !== null) this.retainedSender.beforeLive(s, msg);
       // Delivered QoS = min(published, granted) (3.1.1 [MQTT-3.8.4-6], 5 [MQTT-3.8.4-8]);
       // RETAIN is 0 on live forwarding unless Retain As Published (3.1.1 [MQTT-3.3.1-9], 5 [MQTT-3.3.1-12/13]).
       if (this.outbox.deliver(s, msg, q < mq ? q : mq, tRap[i]! && msg.retain, tIds[i]!, null, origin)) delivered++;
     }
-    for (let i = 0; i < groups.length; i++) if (this.deliverShared(groups[i]!, msg, origin)) delivered++;
-    return count + groups.length === 0 ? Routed.NoMatch : delivered > 0 ? Routed.Delivered : Routed.DroppedForAll;
+    let groupsOpen = groups.length;
+    for (let i = 0; i < groups.length; i++) {
+      const r = this.deliverShared(groups[i]!, msg, origin);
+      if (r === null) groupsOpen--;
+      else if (r) delivered++;
+    }
+    // Subscribers that may not read the topic do not count as matching (v5 PUBACK 0x10, not 0x97).
+    return count - denied + groupsOpen === 0 ? Routed.NoMatch : delivered > 0 ? Routed.Delivered : Routed.DroppedForAll;
   }
 
   /**
@@ -129,15 +141,23 @@ export class Router {
     return m;
   }
 
-  /** One member per shared group, round-robin, preferring connected members with room. */
-  deliverShared(g: SharedGroup<Session>, msg: Message, origin: Connection | null): boolean {
+  /**
+   * One member per shared group, round-robin, preferring connected members
+   * with room, among those the ACL lets read the topic. True when delivered,
+   * false when dropped, null when no member may read it.
+   */
+  deliverShared(g: SharedGroup<Session>, msg: Message, origin: Connection | null): boolean | null {
     const m = g.members;
     const len = m.length;
     if (len === 0) return false;
     let pick: Subscription<Session> | null = null;
     let fallback: Subscription<Session> | null = null;
+    let readers = 0;
     for (let i = 0; i < len; i++) {
       const sub = m[(g.next + i) % len]!;
+      const acl = sub.session.acl;
+      if (acl !== null && !acl.canRead(msg.topic)) continue;
+      readers++;
       const c = sub.session.conn;
       if (c !== null && c.state === State.Active) {
         if (msg.qos === 0 || sub.qos === 0 || this.outbox.hasRoom(sub.session, c)) {
@@ -151,7 +171,7 @@ export class Router {
       }
     }
     pick ??= fallback;
-    if (pick === null) return false;
+    if (pick === null) return readers === 0 && len > 0 ? null : false;
     if (pick === fallback) g.next = (pick.slot + 1) % len;
     return this.outbox.deliver(pick.session, msg, pick.qos < msg.qos ? pick.qos : msg.qos, pick.rap && msg.retain, pick.subId !== 0 ? [pick.subId] : null, g, origin);
   }

@@ -6,6 +6,7 @@
  * will, and expiry. It holds no socket: `conn` is only the attach point the
  * broker sets while a connection is live, so routing can reach it.
  */
+import type { ClientAcl } from "./acl.ts";
 import type { Connection } from "./connection.ts";
 import type { Delivery, QoS } from "./message.ts";
 import type { RetainedJob } from "./retained-sender.ts";
@@ -224,6 +225,14 @@ export class Session {
   stuck = false;
   /** Retained messages still to send for new subscriptions, paced by its window (retained-sender.ts), or null. */
   retainedJobs: RetainedJob[] | null = null;
+  /**
+   * The user name of the last accepted CONNECT (undefined: anonymous). With
+   * auth.clientIdOwnership it owns the session: another user name cannot
+   * connect with this Client ID. Stored with the session.
+   */
+  username: string | undefined = undefined;
+  /** Topic access for (username, id), or null when no ACL rule exists (Broker.setIdentity). */
+  acl: ClientAcl | null = null;
   /** Routing scratch: the route pass that last reached this session, and its index. */
   routeMark = 0;
   routeIndex = 0;

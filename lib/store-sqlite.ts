@@ -17,7 +17,8 @@ import type { QoS } from "./message.ts";
 import type { Will } from "./session.ts";
 import type { Snapshot, Store, StoredDelivery, StoredMessage, StoredSession, StoredSubscription } from "./store.ts";
 
-export const SCHEMA_VERSION = 1;
+/** 2: sessions.username (the owner of a session under auth.clientIdOwnership). */
+export const SCHEMA_VERSION = 2;
 
 /** How long opening waits for a lock held by a process that is still closing the database. */
 const BUSY_TIMEOUT_MS = 2000;
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   client_id TEXT PRIMARY KEY, version INTEGER NOT NULL, expiry_interval INTEGER NOT NULL,
   expires_at INTEGER NOT NULL, connected INTEGER NOT NULL,
   will_topic TEXT, will_payload BLOB, will_qos INTEGER, will_retain INTEGER, will_props BLOB,
-  will_delay INTEGER, will_expiry INTEGER, will_at INTEGER NOT NULL) WITHOUT ROWID;
+  will_delay INTEGER, will_expiry INTEGER, will_at INTEGER NOT NULL, username TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS subscriptions (
   client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
   rap INTEGER NOT NULL, rh INTEGER NOT NULL, sub_id INTEGER NOT NULL,
@@ -111,8 +112,8 @@ export class SqliteStore implements Store {
       deleteMessage: q("DELETE FROM messages WHERE id = ?"),
       saveSession: q(
         `INSERT OR REPLACE INTO sessions (client_id, version, expiry_interval, expires_at, connected,
-          will_topic, will_payload, will_qos, will_retain, will_props, will_delay, will_expiry, will_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          will_topic, will_payload, will_qos, will_retain, will_props, will_delay, will_expiry, will_at, username)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       deleteSession: q("DELETE FROM sessions WHERE client_id = ?"),
       deleteSessionSubs: q("DELETE FROM subscriptions WHERE client_id = ?"),
@@ -173,10 +174,16 @@ export class SqliteStore implements Store {
       if (v === SCHEMA_VERSION) return;
     }
     this.db.transaction(() => {
+      // Version 1 -> 2: a column, added in place (rows keep their data; their owner is unknown, anonymous).
+      if (names.has("sessions") && !this.hasColumn("sessions", "username")) this.db.exec("ALTER TABLE sessions ADD COLUMN username TEXT");
       this.db.exec(SCHEMA);
       this.db.exec("DELETE FROM schema_version");
       this.db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(SCHEMA_VERSION);
     })();
+  }
+
+  private hasColumn(table: string, column: string): boolean {
+    return (this.db.query(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
   }
 
   /**
@@ -229,6 +236,7 @@ export class SqliteStore implements Store {
       w?.delay ?? null,
       w?.expiry ?? null,
       x.willAt,
+      x.username ?? null,
     );
   }
 
@@ -329,6 +337,7 @@ export class SqliteStore implements Store {
                 expiry: r.will_expiry as number,
               } satisfies Will),
         willAt: r.will_at as number,
+        ...(typeof r.username === "string" ? { username: r.username } : {}),
       }),
     );
     const subscriptions = (this.db.query("SELECT * FROM subscriptions").all() as Row[]).map(

@@ -36,6 +36,8 @@ export interface StoredSession {
   will: Will | null;
   /** When a delayed will is due (ms), 0 = none pending. */
   willAt: number;
+  /** User name of the last accepted CONNECT (the owner under auth.clientIdOwnership); undefined: anonymous. */
+  username?: string;
 }
 
 export interface StoredSubscription {

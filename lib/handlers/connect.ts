@@ -257,6 +257,32 @@ export function continueAuth(conn: Connection, data: Buffer | undefined): void {
   accept(conn, pending, step.data);
 }
 
+/**
+ * Client ID ownership (auth.clientIdOwnership): a session belongs to the user
+ * name that created it, so another user cannot take it over (a kick-out by a
+ * reused Client ID would be the takeover rule turned into an attack). And a
+ * user's clientIdPattern ("%u-*") limits the Client IDs it may use. Both
+ * refuse with 0x87 (3.1.1: 0x05 not authorized). An assigned Client ID is
+ * new and the client's own.
+ */
+function checkClientIdOwner(conn: Connection, clientId: string, assigned: boolean): void {
+  if (assigned) return;
+  const broker = conn.broker;
+  const auth = broker.config.auth;
+  const user = conn.username;
+  if (auth.clientIdOwnership) {
+    const owner = broker.sessions.get(clientId);
+    if (owner !== undefined && owner.username !== user) {
+      log.info("client id belongs to another user; connection refused", { client: clientId, user, remote: conn.remote });
+      throw new MqttError(RC.NOT_AUTHORIZED, "this Client ID belongs to another user");
+    }
+  }
+  if (user !== undefined) {
+    const pattern = broker.clientIdPattern(user);
+    if (pattern !== null && !pattern.test(clientId)) throw new MqttError(RC.NOT_AUTHORIZED, "this Client ID is not allowed for this user");
+  }
+}
+
 /** Steps of an accepted CONNECT, in the order of 3.1.1 §3.1.4 / 5 §3.1.4. */
 function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): void {
   const { p, clientId, assigned, will, serverKeepAlive } = pending;
@@ -264,9 +290,13 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
   const lim = broker.limits;
   const props = p.properties as Record<string, unknown> | undefined;
 
+  // 0. Whose Client ID is it? Refused here, before any takeover, the live connection stays.
+  checkClientIdOwner(conn, clientId, assigned);
+
   // 1.-2. Takeover of a live connection, then Clean Session / Clean Start (Broker.openSession).
   const { session, present: sessionPresent } = broker.openSession(conn, clientId, p.clean === true); // 3.1.1 [MQTT-3.2.2-1..3], 5 [MQTT-3.2.2-2/3]
   session.version = conn.version as 3 | 4 | 5;
+  broker.setIdentity(session, conn.username);
   let expiry: number;
   let expiryTold: number | undefined;
   if (conn.v5) {

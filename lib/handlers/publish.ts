@@ -6,6 +6,8 @@
  * 5 [MQTT-4.3.3-10]): a repeat is answered with PUBREC and not routed again.
  */
 import type { Connection } from "../connection.ts";
+import { Drop } from "../drops.ts";
+import { log } from "../log.ts";
 import { Message } from "../message.ts";
 import { Routed } from "../router.ts";
 import { PUBACK, PUBREC, type PublishFields } from "../protocol/fast-codec.ts";
@@ -55,6 +57,17 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
     if (qos > 0) {
       conn.ack(qos === 1 ? PUBACK : PUBREC, id, v5 ? RC.NOT_AUTHORIZED : 0);
     }
+    return;
+  }
+
+  const acl = s.acl;
+  if (acl !== null && !acl.canPublish(topic)) {
+    // Not routed, not retained, counted. v5 learns why (0x87, and a QoS 2 flow
+    // ends there, [MQTT-4.3.3-9] 5); 3.1.1 has no way to say it, so it gets its
+    // ack, as from Mosquitto, and the message is dropped.
+    broker.drops.count(Drop.Acl, conn.clientId);
+    if (log.debugEnabled) log.debug("publish denied by the ACL; dropped", { client: conn.clientId, user: s.username, topic, qos });
+    if (qos > 0) conn.ack(qos === 1 ? PUBACK : PUBREC, id, v5 ? RC.NOT_AUTHORIZED : 0);
     return;
   }
 

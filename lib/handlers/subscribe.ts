@@ -10,6 +10,7 @@
  * subscription (v5 §4.8.2).
  */
 import type { Connection } from "../connection.ts";
+import { log } from "../log.ts";
 import type { QoS } from "../message.ts";
 import type { Packet, SubscribePacket } from "../protocol/codec.ts";
 import { MqttError, RC } from "../protocol/reason-codes.ts";
@@ -53,6 +54,12 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
       continue;
     }
     if (shared !== null && r.nl) throw new MqttError(RC.PROTOCOL_ERROR, "No Local on a shared subscription"); // [MQTT-3.8.3-4]
+    if (s.acl !== null && !s.acl.canSubscribe(shared?.filter ?? r.topic)) {
+      // This filter only (3.1.1 0x80, v5 0x87 Not authorized, v5 §3.9.3); a shared one is checked by its filter.
+      if (log.debugEnabled) log.debug("subscription denied by the ACL", { client: conn.clientId, user: s.username, filter: r.topic });
+      granted.push(v5 ? RC.NOT_AUTHORIZED : 0x80);
+      continue;
+    }
     const qos = Math.min(r.qos, 2) as QoS;
     const added = broker.subscribe(s, {
       filter: r.topic,
