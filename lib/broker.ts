@@ -13,6 +13,7 @@
  */
 import { type AccessControl, type ClientAcl, globRegExp } from "./acl.ts";
 import { loadAccessControl } from "./acl-file.ts";
+import { Admission, Refusal } from "./admission.ts";
 import { Authenticator } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { State } from "./conn-state.ts";
@@ -47,7 +48,16 @@ export interface BrokerStats {
   messagesOut: number;
   /** Deliveries dropped, all causes (see drops.ts for each). */
   dropped: number;
+  /** Sockets closed at accept, all causes (full, unauthenticated, connect rate). */
   refusedConnections: number;
+  /** ... because too many sockets had not finished CONNECT (limits.maxUnauthenticated). */
+  refusedUnauthenticated: number;
+  /** ... because their source address was over limits.connectRate. */
+  refusedConnectRate: number;
+  /** Sockets whose CONNECT is not accepted yet. */
+  unauthenticated: number;
+  /** Times a client over limits.publishRate / publishBytesRate stopped being read. */
+  throttled: number;
   stuckSubscribers: number;
 }
 
@@ -89,11 +99,12 @@ export class Broker {
   readonly maxConnections: number;
   /** Messages dropped for a subscriber, by cause. */
   readonly drops: DropCounters;
-  /** Connections refused at accept because the broker was full. */
-  refused = 0;
+  /** Who gets a socket at accept: connection bounds, unauthenticated sockets, connect rate (admission.ts). */
+  readonly admission: Admission;
+  /** Times a client was throttled for its publish rate (connection.ts). */
+  throttled = 0;
   /** Subscribers found stuck (publishers held back by them for limits.maxPublisherStallMs, then released). */
   stalls = 0;
-  private lastRefusedLog = 0;
   /** Connections currently attached to a session. */
   clients = 0;
   messagesIn = 0;
@@ -127,6 +138,7 @@ export class Broker {
     });
     this.batch = new BatchEnd(this, config.persistence.durability === "ack", store.durable);
     this.maxConnections = maxConnections ?? config.limits.maxConnections ?? 100_000;
+    this.admission = new Admission(config.limits, this.maxConnections, now);
   }
 
   /** Sessions by Client ID (read only: change them through the methods below). */
@@ -167,27 +179,9 @@ export class Broker {
 
   // ---- connections -------------------------------------------------------
 
-  /**
-   * May one more connection be accepted on `listener`? Over the broker's
-   * limit or the listener's own, the transport sheds the socket at once (a
-   * reset, or HTTP 503 before a WebSocket upgrade); refusals are counted and
-   * logged at most every 5 s.
-   */
-  admit(listener: ListenerInfo): boolean {
-    if (this.connectionSet.size < this.maxConnections && listener.connections < listener.maxConnections) return true;
-    this.refused++;
-    listener.refused++;
-    const now = this.now();
-    if (now - this.lastRefusedLog > 5000) {
-      this.lastRefusedLog = now;
-      const full = this.connectionSet.size >= this.maxConnections;
-      log.warn("connection limit reached; refusing connections", {
-        listener: full ? undefined : listener.url,
-        limit: full ? this.maxConnections : listener.maxConnections,
-        refusedTotal: this.refused,
-      });
-    }
-    return false;
+  /** May a socket from `address` be accepted on `listener`? (admission.ts; a refusal is counted and logged there.) */
+  admit(listener: ListenerInfo, address: string): boolean {
+    return this.admission.admit(listener, address, this.connectionSet.size);
   }
 
   /** A connection was created for an admitted socket. */
@@ -195,11 +189,14 @@ export class Broker {
     this.connectionSet.add(conn);
     conn.listener.connections++;
     conn.listener.accepted++;
+    this.admission.opened(conn);
   }
 
   /** The socket is gone for good. */
   forget(conn: Connection): void {
-    if (this.connectionSet.delete(conn)) conn.listener.connections--;
+    if (!this.connectionSet.delete(conn)) return;
+    conn.listener.connections--;
+    this.admission.authenticated(conn); // uncounted if it never was
   }
 
   // ---- sessions ----------------------------------------------------------
@@ -513,7 +510,11 @@ export class Broker {
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       dropped: this.drops.total,
-      refusedConnections: this.refused,
+      refusedConnections: this.admission.refused,
+      refusedUnauthenticated: this.admission.refusedBy[Refusal.Unauthenticated]!,
+      refusedConnectRate: this.admission.refusedBy[Refusal.ConnectRate]!,
+      unauthenticated: this.admission.unauthenticated,
+      throttled: this.throttled,
       stuckSubscribers: this.stalls,
     };
   }

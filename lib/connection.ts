@@ -42,6 +42,7 @@ import { readVarint, VARINT_INCOMPLETE, VARINT_TOO_LONG, varintEnd } from "./pro
 import type { Session } from "./session.ts";
 import type { InboundAliases } from "./topic-aliases.ts";
 import type { Transport } from "./transport.ts";
+import type { PublishLimiter } from "./rate-limit.ts";
 
 export { State } from "./conn-state.ts";
 
@@ -50,6 +51,7 @@ const EMPTY_CHUNK = Buffer.alloc(0);
 /** Why reading is paused (a bit set: reading resumes when none is left). */
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_PRE_ACCEPT = 2;
+const PAUSE_RATE = 4;
 
 export class Connection extends ConnectionOutput implements TopicCache {
   session: Session | null = null;
@@ -61,9 +63,17 @@ export class Connection extends ConnectionOutput implements TopicCache {
   keepalive = 0;
 
   closedAt = 0;
-  /** Reading is paused: a subscriber's full queue holds this publisher back. */
+  /**
+   * Frames are not processed: a subscriber's full queue holds this publisher
+   * back, or it is over its publish rate. Keep alive is not enforced meanwhile.
+   */
   paused = false;
   private pauseBits = 0;
+  /** Held back by a full subscriber queue (outbox.ts). */
+  private backpressured = false;
+  /** limits.publishRate / publishBytesRate of this client, or null when off. */
+  limiter: PublishLimiter | null = null;
+  private rateTimer: ReturnType<typeof setTimeout> | null = null;
 
   // Framing of a packet split across chunks.
   private partial: Buffer | null = null;
@@ -90,6 +100,9 @@ export class Connection extends ConnectionOutput implements TopicCache {
   connackSent = false;
   /** v5 enhanced authentication: the CONNECT's method and the exchange in progress, or null ([MQTT-4.12.0-7]). */
   auth: AuthContext | null = null;
+
+  /** Counted by admission.ts as a socket that has not finished CONNECT. */
+  unauthenticated = false;
 
   /** The user name this connection authenticated as (CONNECT, enhanced authentication, or the certificate's CN), or undefined. */
   username: string | undefined = undefined;
@@ -328,19 +341,46 @@ export class Connection extends ConnectionOutput implements TopicCache {
    * Frames already read but not processed wait in `partial`.
    */
   pauseReading(): void {
-    if (this.paused) return;
+    if (this.backpressured) return;
+    this.backpressured = true;
     this.paused = true;
     this.pause(PAUSE_BACKPRESSURE);
   }
 
   /** Read again, first processing what was held back (may pause again). Called inside `run`. */
   resumeReading(now: number): void {
-    if (!this.paused) return;
-    this.paused = false;
+    if (!this.backpressured) return;
+    this.backpressured = false;
     this.lastRx = now; // it could not send PINGREQ while we did not read it
     if (this.state === State.Closed) return;
     this.unpause(PAUSE_BACKPRESSURE);
-    if (this.partial !== null && this.partialNeed === 0) this.receive(EMPTY_CHUNK, now);
+    this.readOn(now);
+  }
+
+  /**
+   * Over its publish rate: stop reading for `ms` (the bucket's debt). The
+   * packet that overdrew it was processed; the next ones wait in the kernel
+   * (TCP flow control slows the client), so nothing is lost.
+   */
+  private throttle(ms: number): void {
+    this.broker.throttled++;
+    this.paused = true;
+    this.pause(PAUSE_RATE);
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = null;
+      this.run(() => {
+        const now = this.broker.now();
+        this.lastRx = now;
+        this.unpause(PAUSE_RATE);
+        this.readOn(now);
+      });
+    }, ms);
+  }
+
+  /** No reason to hold frames back is left: process what was held (may pause again). */
+  private readOn(now: number): void {
+    this.paused = this.backpressured || (this.pauseBits & PAUSE_RATE) !== 0;
+    if (!this.paused && this.partial !== null && this.partialNeed === 0) this.receive(EMPTY_CHUNK, now);
   }
 
   /** Handle one complete frame `buf[start..end)`. */
@@ -360,6 +400,12 @@ export class Connection extends ConnectionOutput implements TopicCache {
       this.broker.dispatch(this, b0 >> 4, b0 & 0x0f, buf, varintEnd, end, start);
     } catch (err) {
       this.fail(err);
+      return;
+    }
+    // limits.publishRate / publishBytesRate: the whole packet counts.
+    if (this.limiter !== null && b0 >> 4 === 3 && this.state === State.Active) {
+      const wait = this.limiter.took(end - start, this.broker.now());
+      if (wait > 0) this.throttle(wait);
     }
   }
 
@@ -447,11 +493,18 @@ export class Connection extends ConnectionOutput implements TopicCache {
     this.endAfterFlush = true;
     this.markDirty();
     // Keep reading (and discarding) until the peer closes, so it can read what we sent.
+    this.stopThrottle();
     if (this.pauseBits !== 0) {
       this.pauseBits = 0;
       this.transport.resumeReading();
     }
     this.markClosed(why);
+  }
+
+  private stopThrottle(): void {
+    if (this.rateTimer === null) return;
+    clearTimeout(this.rateTimer);
+    this.rateTimer = null;
   }
 
   /** Close without lingering (a peer that does not read). */
@@ -463,6 +516,7 @@ export class Connection extends ConnectionOutput implements TopicCache {
   /** State change to Closed and detach; a failure in the detach (a will) is logged, never spread. */
   private markClosed(why: string): void {
     this.state = State.Closed;
+    this.stopThrottle();
     this.closedAt = this.broker.now();
     this.partial = null;
     this.held = null;

@@ -24,9 +24,13 @@ export class ListenerInfo {
   readonly allowedOrigins: ReadonlySet<string> | null;
   /** The verified client certificate's CN is the username (mqtts with requireClientCert). */
   readonly identityAsUsername: boolean;
+  /** Sockets of this listener that may not have finished CONNECT at one time (limits.maxUnauthenticated applies as well). */
+  readonly maxUnauthenticated: number;
+  /** Open connections whose CONNECT is not accepted yet. */
+  unauthenticated = 0;
   /** Open connections (every socket admitted, authenticated or not). */
   connections = 0;
-  /** Sockets refused at accept because this listener or the broker was full. */
+  /** Sockets refused at accept (full, too many unauthenticated, connect rate). */
   refused = 0;
   /** Sockets admitted since start. */
   accepted = 0;
@@ -41,6 +45,7 @@ export class ListenerInfo {
     this.port = cfg.port;
     this.path = cfg.path ?? "";
     this.maxConnections = cfg.maxConnections ?? Number.POSITIVE_INFINITY;
+    this.maxUnauthenticated = cfg.maxUnauthenticated ?? Number.POSITIVE_INFINITY;
     this.allowAnonymous = cfg.allowAnonymous;
     this.identityAsUsername = cfg.tls?.useIdentityAsUsername === true;
     this.allowedOrigins = cfg.allowedOrigins ? new Set(cfg.allowedOrigins.map(normalOrigin)) : null;

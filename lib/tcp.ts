@@ -95,7 +95,7 @@ function tcpHandlers(info: ListenerInfo, broker: Broker) {
     open(socket: Socket<Connection>) {
       // Shed at once when full: accepting and resetting never leaves the
       // listener spinning on a descriptor limit (see fd-limit.ts).
-      if (!broker.admit(info)) {
+      if (!broker.admit(info, socket.remoteAddress)) {
         socket.terminate();
         return;
       }
@@ -123,7 +123,7 @@ function tlsHandlers(info: ListenerInfo, broker: Broker, requireClientCert: bool
   return {
     ...h,
     open(socket: Socket<Connection>) {
-      if (!broker.admit(info)) {
+      if (!broker.admit(info, socket.remoteAddress)) {
         socket.terminate();
         return;
       }

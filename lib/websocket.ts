@@ -134,8 +134,8 @@ export function upgradeMqtt(req: Request, server: Server<WsData>, listener: List
       headers: { "Content-Type": "text/plain; charset=utf-8" },
     });
   }
-  if (!broker.admit(listener)) return new Response("server full\n", { status: 503, headers: { "Retry-After": "5" } });
   const ip = server.requestIP(req);
+  if (!broker.admit(listener, ip?.address ?? "")) return new Response("server full\n", { status: 503, headers: { "Retry-After": "5" } });
   const data: WsData = { listener, address: ip?.address ?? "", port: ip?.port ?? 0, conn: null };
   if (server.upgrade(req, { data, headers: { "Sec-WebSocket-Protocol": protocol } })) return undefined;
   return new Response("WebSocket upgrade failed\n", { status: 400 });

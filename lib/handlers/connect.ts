@@ -24,6 +24,7 @@ import { MqttError, RC } from "../protocol/reason-codes.ts";
 import { topicNameError } from "../protocol/validate.ts";
 import type { Will } from "../session.ts";
 import { OutboundAliases } from "../topic-aliases.ts";
+import { PublishLimiter } from "../rate-limit.ts";
 
 /** Decode a CONNECT frame; an unsupported protocol level gets CONNACK 0x01 in 3.1.1 form ([MQTT-3.1.2-2]). */
 export function onConnectFrame(conn: Connection, frame: Buffer): void {
@@ -323,6 +324,8 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
   // 3. CONNACK (the first packet we send, [MQTT-3.2.0-1]); it waits for the session's commit.
   conn.holdForCommit();
   conn.state = State.Active;
+  broker.admission.authenticated(conn); // no longer counts toward limits.maxUnauthenticated
+  conn.limiter = PublishLimiter.create(lim.publishRate, lim.publishBytesRate, broker.now());
   conn.connackSent = true;
   if (conn.v5) {
     let x: ConnackExtras | null = null;
