@@ -4,9 +4,10 @@
  * broker, stop cleanly on SIGINT/SIGTERM. No protocol logic lives here.
  */
 import { parseArgs } from "node:util";
-import { type Config, ConfigError, flagOverrides, loadConfig } from "./lib/config.ts";
+import { type Config, ConfigError, flagOverrides, loadConfig, type Overrides } from "./lib/config.ts";
+import { ConfigWatcher } from "./lib/config-watch.ts";
 import { ListenError, listenError } from "./lib/listen-error.ts";
-import { log, setLogLevel } from "./lib/log.ts";
+import { guarded, log, setLogLevel } from "./lib/log.ts";
 import { openStore, startBroker } from "./lib/server.ts";
 import { StoreError } from "./lib/store-sqlite.ts";
 import { TlsError } from "./lib/tls-material.ts";
@@ -23,7 +24,8 @@ const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--data 
   --help             print this help
 
 Listeners for TLS (mqtts), WebSockets (ws) and secure WebSockets (wss) are
-set in the config file; SIGHUP reloads their certificates.`;
+set in the config file. SIGHUP, or a change to the config, password or ACL
+file, reloads users, ACLs and TLS certificates without dropping connections.`;
 
 function main(): void {
   let args;
@@ -48,10 +50,11 @@ function main(): void {
     return;
   }
   let config: Config;
+  let overrides: Overrides;
   try {
     // Flags are checked first, under their own names (`--port: ...`); the file is then
     // validated on its own before they are applied (lib/config.ts).
-    const overrides = flagOverrides({ host: args.host, port: args.port, logLevel: args["log-level"], data: args.data });
+    overrides = flagOverrides({ host: args.host, port: args.port, logLevel: args["log-level"], data: args.data });
     config = loadConfig(args.config, overrides);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -75,17 +78,16 @@ function main(): void {
   startBroker(config, store).then(
     (running) => {
       // Handlers first: a signal right after the "listening" line must still stop cleanly.
+      // SIGHUP and changes to the config, password or ACL file reload users, ACLs and certificates.
+      const watcher = new ConfigWatcher(running, args.config, overrides);
       const shutdown = (signal: string) => {
         log.info("shutting down", { signal });
+        watcher.stop();
         running.stop().then(() => process.exit(0));
       };
       process.once("SIGINT", () => shutdown("SIGINT"));
       process.once("SIGTERM", () => shutdown("SIGTERM"));
-      // SIGHUP: renewed certificates for new connections; live ones stay.
-      process.on("SIGHUP", () => {
-        log.info("SIGHUP: reloading certificates");
-        running.reloadTls();
-      });
+      process.on("SIGHUP", () => guarded("reload", () => watcher.reload("SIGHUP")));
       for (const a of running.addresses) console.log(`bunmq listening on ${a.url}`);
       console.log(`state: ${running.broker.journal.store.description} (durability: ${config.persistence.durability})`);
       if (running.addresses.every((a) => a.host === "127.0.0.1" || a.host === "::1" || a.host === "localhost")) {

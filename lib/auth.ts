@@ -19,6 +19,16 @@ export class Authenticator {
     this.users = new Map(cfg.users.map((u) => [u.username, u.password]));
   }
 
+  /** Is `username` a configured user? */
+  has(username: string): boolean {
+    return this.users.has(username);
+  }
+
+  /** The configured user names (for reload: whose connections to close when removed). */
+  usernames(): string[] {
+    return [...this.users.keys()];
+  }
+
   /**
    * 0 to accept, else the reason code (0x86 bad credentials, 0x87 not
    * authorized). `allowAnonymous` is the listener's override of the global

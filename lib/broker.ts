@@ -115,7 +115,8 @@ export class Broker {
   readonly batch: BatchEnd;
 
   constructor(
-    readonly config: Config,
+    /** Replaced as a whole by a reload (reload.ts); parts that apply at start only stay as they were. */
+    public config: Config,
     store: Store = new MemoryStore(),
     /** The clock; injected so tests can drive `tick()`. */
     readonly now: () => number = Date.now,

@@ -2,8 +2,8 @@
  * @module server
  * Assembles a running broker from a config: the `Broker`, its listeners on
  * every transport (listeners.ts) and the housekeeping timer. `stop()` closes
- * listeners and clients (v5: DISCONNECT 0x8B); `reloadTls()` applies renewed
- * certificates to new connections. Used by broker.ts and by the tests, which
+ * listeners and clients (v5: DISCONNECT 0x8B); `reload()` applies a new
+ * config (users, ACLs, certificates) to the running broker. Used by broker.ts and by the tests, which
  * start brokers in-process on port 0.
  */
 import { Broker } from "./broker.ts";
@@ -12,6 +12,7 @@ import type { ListenerInfo } from "./listener-info.ts";
 import { Listeners, type TlsReload } from "./listeners.ts";
 import { connectionLimit, raiseFdLimit } from "./fd-limit.ts";
 import { guarded, log, setLogLevel } from "./log.ts";
+import { applyConfig, type ReloadResult } from "./reload.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store-sqlite.ts";
 
@@ -26,8 +27,14 @@ export interface RunningBroker {
   listeners: readonly ListenerInfo[];
   /** The first listener's port. */
   port: number;
-  /** Re-read the TLS files; changed certificates apply to new connections, live ones stay (SIGHUP). */
+  /** Re-read the TLS files; changed certificates apply to new connections, live ones stay. */
   reloadTls(): TlsReload[];
+  /**
+   * Apply a new config without dropping connections: users, ACLs, Client ID
+   * rules, log level, TLS certificates (reload.ts). Refused as a whole, the
+   * old config staying, when a part of it fails (`applied: false`).
+   */
+  reload(next: Config): ReloadResult;
   stop(): Promise<void>;
 }
 
@@ -67,6 +74,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
     listeners: listeners.infos,
     port: listeners.infos[0]!.port,
     reloadTls: () => listeners.reloadTls(),
+    reload: (next: Config) => applyConfig({ broker, reloadTls: () => listeners.reloadTls() }, next),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -50,6 +50,7 @@ export function useTestBroker(overrides: DeepPartial<ConfigInput> = {}): Running
       return live().listeners;
     },
     reloadTls: () => live().reloadTls(),
+    reload: (next) => live().reload(next),
     stop: () => live().stop(),
   };
 }
