@@ -6,6 +6,9 @@
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, flagOverrides, loadConfig, type Overrides } from "./lib/config.ts";
 import { ConfigWatcher } from "./lib/config-watch.ts";
+import { AclFileError } from "./lib/acl-file.ts";
+import { PasswordFileError } from "./lib/password-file.ts";
+import { passwdMain } from "./lib/passwd-cli.ts";
 import { ListenError, listenError } from "./lib/listen-error.ts";
 import { guarded, log, setLogLevel } from "./lib/log.ts";
 import { openStore, startBroker } from "./lib/server.ts";
@@ -13,6 +16,7 @@ import { StoreError } from "./lib/store-sqlite.ts";
 import { TlsError } from "./lib/tls-material.ts";
 
 const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--data PATH] [--log-level LEVEL]
+       bunmq passwd FILE USER [--stdin] [-D]
 
   --config FILE      JSON config (see config.example.json); flags override it
   --host HOST        address of the first listener (default 127.0.0.1;
@@ -23,11 +27,20 @@ const USAGE = `usage: bunmq [--config FILE] [--host HOST] [--port PORT] [--data 
   --log-level LEVEL  error | warn | info | debug (default info)
   --help             print this help
 
+  passwd FILE USER   add or update USER in the password file FILE with an
+                     argon2id hash (prompted, or one line of stdin with
+                     --stdin); -D deletes USER. Mosquitto's password files
+                     ($6$, $7$) are read as they are (auth.passwordFile).
+
 Listeners for TLS (mqtts), WebSockets (ws) and secure WebSockets (wss) are
 set in the config file. SIGHUP, or a change to the config, password or ACL
 file, reloads users, ACLs and TLS certificates without dropping connections.`;
 
 function main(): void {
+  if (process.argv[2] === "passwd") {
+    passwdMain(process.argv.slice(3)).then((code) => process.exit(code));
+    return;
+  }
   let args;
   try {
     args = parseArgs({
@@ -104,6 +117,7 @@ function main(): void {
 /** One line for an error that stopped the start. */
 function startFailure(err: Error, listeners: Config["listeners"]): string {
   if (err instanceof StoreError || err instanceof ListenError || err instanceof TlsError) return err.message;
+  if (err instanceof PasswordFileError || err instanceof AclFileError) return err.message;
   const failed = failedListener(err, listeners);
   return failed ? listenError(err, failed.host, failed.port).message : `cannot start: ${err.message}`;
 }

@@ -202,7 +202,7 @@ const ClientIdPattern = z.string().min(1);
 
 const User = z.strictObject({
   username: z.string().min(1),
-  /** Plain text, or a hash from Bun.password.hash (argon2 / bcrypt), verified off the event loop. */
+  /** Plain text, or a hash: Mosquitto $6$ / $7$ (mosquitto_passwd) or Bun.password (argon2, bcrypt), verified off the event loop. */
   password: z.string(),
   /** Client IDs this user may connect with (overrides auth.clientIdPattern). */
   clientIdPattern: ClientIdPattern.optional(),
