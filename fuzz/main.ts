@@ -1,11 +1,12 @@
 #!/usr/bin/env bun
 /**
  * @module fuzz/main
- * `bun run fuzz [--count N] [--seed S] [--connections C]`: start a broker
- * process (in-memory state, log level warn, so every ERROR line is seen),
- * run two fuzz campaigns of N/2 packets each against it (campaign.ts), and
- * check, besides each campaign's own criteria, that the second campaign
- * does not raise the broker's peak RSS: what the first one left behind
+ * `bun run fuzz [--count N] [--seed S] [--connections C] [--campaigns K]`:
+ * start a broker process (in-memory state, log level warn, so every ERROR
+ * line is seen), run a warm-up campaign and K (default 2) more against it,
+ * N packets in all (campaign.ts), and check, besides each campaign's own
+ * criteria, that the last campaign does not raise the broker's peak RSS
+ * over the first measured one: what earlier campaigns left behind
  * (sessions, buffers, retained messages of fuzz topics) must be bounded.
  * Exits 1 on any failure, printing the seed to reproduce it.
  */
@@ -21,14 +22,18 @@ export interface FuzzResult {
 }
 
 /**
- * RSS may go up a little in the second campaign without a leak: the
- * allocator and the GC keep freed pages for a while, and their timing
- * differs between runs. A leak grows with the packets sent; 10% (at least
- * 8 MiB) of slack tells the two apart at the campaign sizes used.
+ * RSS may go up a little between campaigns without a leak: the allocator
+ * and the GC keep freed pages for a while, and their timing differs between
+ * runs (measured: over 8 campaigns of 250,000 packets the peak moved
+ * between 98 and 114 MiB with no trend, while the broker's heap after a GC
+ * stayed at 11-12 MiB). A leak grows with the packets sent; 15% (at least
+ * 16 MiB) of slack tells the two apart at the campaign sizes used.
  */
-const RSS_SLACK = (kb: number) => Math.max(kb * 0.1, 8 * 1024);
+const RSS_SLACK = (kb: number) => Math.max(kb * 0.15, 16 * 1024);
 
-export async function runFuzz(opts: { count: number; seed: number; connections?: number; log?: (line: string) => void }): Promise<FuzzResult> {
+export async function runFuzz(opts: { count: number; seed: number; connections?: number; campaigns?: number; log?: (line: string) => void }): Promise<FuzzResult> {
+  // A warm-up campaign first: a fresh process grows its JIT code, arenas and socket buffers once.
+  const rounds = 1 + Math.max(2, opts.campaigns ?? 2);
   const proc = Bun.spawn([process.execPath, resolve(import.meta.dir, "../broker.ts"), "--port", "0", "--data", ":memory:", "--log-level", "warn"], {
     stdin: "ignore",
     stdout: "pipe",
@@ -59,8 +64,8 @@ export async function runFuzz(opts: { count: number; seed: number; connections?:
       }
     };
     const errors = () => (stderr.match(/^\S+ ERROR /gm) ?? []).length;
-    for (let c = 0; c < 2; c++) {
-      const r = await runCampaign({ port, count: Math.ceil(opts.count / 2), seed: opts.seed + c, connections: opts.connections, rss, errors, tag: `s${opts.seed}-${c}` });
+    for (let c = 0; c < rounds; c++) {
+      const r = await runCampaign({ port, count: Math.ceil(opts.count / rounds), seed: opts.seed + c, connections: opts.connections, rss, errors, tag: `s${opts.seed}-${c}` });
       campaigns.push(r);
       opts.log?.(summary(c + 1, r));
       for (const f of r.failures) failures.push(`campaign ${c + 1}: ${f}`);
@@ -69,8 +74,11 @@ export async function runFuzz(opts: { count: number; seed: number; connections?:
         break;
       }
     }
-    if (campaigns.length === 2 && campaigns[1]!.peakRssKb > campaigns[0]!.peakRssKb + RSS_SLACK(campaigns[0]!.peakRssKb)) {
-      failures.push(`peak RSS grew from ${campaigns[0]!.peakRssKb} KiB to ${campaigns[1]!.peakRssKb} KiB in the second campaign`);
+    // The first measured campaign against the last: the later one must not raise the peak.
+    const first = campaigns[1];
+    const last = campaigns[campaigns.length - 1];
+    if (campaigns.length === rounds && first && last && last.peakRssKb > first.peakRssKb + RSS_SLACK(first.peakRssKb)) {
+      failures.push(`peak RSS grew from ${first.peakRssKb} KiB (campaign 2) to ${last.peakRssKb} KiB (campaign ${rounds})`);
     }
   } finally {
     proc.kill(9);
@@ -90,12 +98,12 @@ function summary(n: number, r: CampaignResult): string {
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { count: { type: "string", default: "100000" }, seed: { type: "string", default: "1" }, connections: { type: "string", default: "32" } },
+    options: { campaigns: { type: "string", default: "2" }, count: { type: "string", default: "100000" }, seed: { type: "string", default: "1" }, connections: { type: "string", default: "32" } },
     strict: true,
   });
   const count = Number(values.count);
   const seed = Number(values.seed);
-  const res = await runFuzz({ count, seed, connections: Number(values.connections), log: (l) => console.log(l) });
+  const res = await runFuzz({ count, seed, connections: Number(values.connections), campaigns: Number(values.campaigns), log: (l) => console.log(l) });
   if (res.failures.length > 0) {
     console.log(`FAIL (reproduce: bun run fuzz --count ${count} --seed ${seed})\n  ${res.failures.join("\n  ")}\nbroker stderr (tail):\n${res.stderrTail}`);
     process.exit(1);
