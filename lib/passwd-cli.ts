@@ -96,30 +96,55 @@ async function promptTwice(): Promise<string> {
   return a;
 }
 
-/** Read a line from the terminal without echoing it (raw mode). */
+/** Typed-ahead input after the line a prompt read. */
+let pending = "";
+
+/**
+ * Read a line from the terminal without echoing it (raw mode). Where raw
+ * mode cannot be set the line is read with echo, and the user is told so
+ * first, rather than showing the password unannounced.
+ */
 function promptHidden(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
+    let raw = false;
+    try {
+      stdin.setRawMode(true);
+      raw = true;
+    } catch {
+      process.stderr.write("bunmq passwd: cannot turn off echo on this terminal: the password will be visible as you type\n");
+    }
     process.stderr.write(prompt);
-    stdin.setRawMode(true);
     stdin.resume();
     let line = "";
     const done = (err: Error | null) => {
-      stdin.setRawMode(false);
+      if (raw) stdin.setRawMode(false);
       stdin.pause();
       stdin.removeListener("data", onData);
-      process.stderr.write("\n");
+      if (raw) process.stderr.write("\n"); // with echo on, the terminal already moved to the next line
       if (err) reject(err);
       else resolve(line);
     };
-    const onData = (d: Buffer) => {
-      for (const ch of d.toString("utf8")) {
-        if (ch === "\r" || ch === "\n") return done(null);
+    const feed = (text: string) => {
+      const chars = [...text];
+      for (let i = 0; i < chars.length; i++) {
+        const ch = chars[i]!;
+        if (ch === "\r" || ch === "\n") {
+          // A paste of both entries arrives in one chunk: the rest is the next prompt's.
+          pending = chars.slice(ch === "\r" && chars[i + 1] === "\n" ? i + 2 : i + 1).join("");
+          return done(null);
+        }
         if (ch === "\u0003") return done(new CliError("interrupted"));
         if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
         else line += ch;
       }
     };
+    const onData = (d: Buffer) => feed(d.toString("utf8"));
     stdin.on("data", onData);
+    if (pending !== "") {
+      const p = pending;
+      pending = "";
+      feed(p);
+    }
   });
 }

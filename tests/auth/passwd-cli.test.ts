@@ -38,8 +38,11 @@ async function connackCode(port: number, user: string, password: string): Promis
 describe("bunmq passwd", () => {
   test("adds a user with an argon2id hash, mode 0600; an update keeps the other lines byte for byte; -D deletes", async () => {
     const file = join(dir, "users");
-    const mosquittoLine = "old:$6$5qKbyY7kbzWB5Rrd$HB8M02iwscI3Tvil3hMKup6v8IpcSk1OSmT3uAGM+pwOVcINBzjL+Qro2Ij44Y1FpmZm6GxsVfRYtLtxZUsegg==";
-    writeFileSync(file, `# kept comment\n${mosquittoLine}\n`);
+    // A Mosquitto $6$ line (SHA-512 over "old-pw" then a 12-byte salt) and a
+    // CRLF comment: neither may change by a byte when another user is written.
+    const salt = Buffer.from("fixed-salt12");
+    const mosquittoLine = `old:$6$${salt.toString("base64")}$${new Bun.CryptoHasher("sha512").update("old-pw").update(salt).digest("base64")}`;
+    writeFileSync(file, `# kept comment\r\n${mosquittoLine}\n`);
     expect((await passwd([file, "alice", "--stdin"], "first\n")).code).toBe(0);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     let users = readPasswordFile(file);
@@ -48,13 +51,14 @@ describe("bunmq passwd", () => {
 
     expect((await passwd([file, "alice", "--stdin"], "second\n")).code).toBe(0);
     const text = readFileSync(file, "utf8");
-    expect(text.startsWith(`# kept comment\n${mosquittoLine}\nalice:$argon2id$`)).toBe(true);
+    expect(text.startsWith(`# kept comment\r\n${mosquittoLine}\nalice:$argon2id$`)).toBe(true);
     users = readPasswordFile(file);
     expect(await verifyHash(users.get("alice")!, Buffer.from("second"))).toBe(true);
     expect(await verifyHash(users.get("alice")!, Buffer.from("first"))).toBe(false);
 
     expect((await passwd([file, "alice", "-D"])).code).toBe(0);
-    expect(readFileSync(file, "utf8")).toBe(`# kept comment\n${mosquittoLine}\n`);
+    expect(readFileSync(file, "utf8")).toBe(`# kept comment\r\n${mosquittoLine}\n`);
+    expect(await verifyHash(readPasswordFile(file).get("old")!, Buffer.from("old-pw"))).toBe(true);
   });
 
   test("refusals are one line with exit 1: a name with ':', an unknown user to delete, no terminal without --stdin", async () => {
@@ -103,7 +107,8 @@ describe("a bad password or ACL file stops the start with one line naming FILE:L
   for (const [what, key, text, re] of [
     ["password file", "passwordFile", "alice:$6$YQ==$YQ==\n", /^bunmq: .*bad-file:1: a \$6\$ hash is 64 bytes/],
     ["password file (missing)", "passwordFile", null, /^bunmq: cannot read the password file .*bad-file: ENOENT/],
-    ["ACL file", "aclFile", "user alice\ntopic readwrite a/#\nbogus line\n", /^bunmq: .*bad-file:3: /],
+    ["ACL file (bogus line)", "aclFile", "user alice\ntopic readwrite a/#\nbogus line\n", /^bunmq: .*bad-file:3: expected topic, pattern or user/],
+    ["ACL file (topic foo bar baz)", "aclFile", "# c\ntopic foo bar baz\n", /^bunmq: .*bad-file:2: access must be read, write, readwrite or deny/],
   ] as [string, string, string | null, RegExp][]) {
     test(what, async () => {
       const sub = mkdtempSync(join(dir, "bad-"));
