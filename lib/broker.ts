@@ -20,6 +20,9 @@ import { State } from "./conn-state.ts";
 import { BatchEnd } from "./batch.ts";
 import type { Connection } from "./connection.ts";
 import { DropCounters, Drop } from "./drops.ts";
+import { BrokerEvents } from "./events.ts";
+import { Metrics } from "./metrics.ts";
+import type { SysPublisher } from "./sys.ts";
 import { type AuthMethod, defaultAuthMethods } from "./enhanced-auth.ts";
 import { dispatch } from "./handlers/index.ts";
 import { tick } from "./housekeeping.ts";
@@ -107,8 +110,16 @@ export class Broker {
   stalls = 0;
   /** Connections currently attached to a session. */
   clients = 0;
-  messagesIn = 0;
-  messagesOut = 0;
+  /** Messages and bytes by QoS, takeovers, auth failures, commit latency, loop lag (metrics.ts). */
+  readonly metrics = new Metrics();
+  /** Connect, disconnect, refusal and takeover observers (events.ts): the info log, the dashboard. */
+  readonly events = new BrokerEvents();
+  /** The $SYS publisher (sys.ts), once started; bridges add their topics to it. */
+  sys: SysPublisher | null = null;
+  /** Every listener, in config order (set by server.ts once they are bound), for metrics and the API. */
+  listenerInfos: readonly ListenerInfo[] = [];
+  /** The broker is stopping: /healthz says 503, nothing new is accepted. */
+  shuttingDown = false;
   /** Serial of the last message published (Message.serial). */
   serial = 0;
   /** The end of every batch: retained pacing, commit point, flushes (batch.ts). */
@@ -125,6 +136,7 @@ export class Broker {
   ) {
     this.limits = config.limits;
     this.journal = new Journal(store);
+    this.journal.commitLatency = this.metrics.commit;
     this.outbox = new Outbox(this);
     this.retainedSender = new RetainedSender(this);
     this.router = new Router(this.outbox, this.retainedSender);
@@ -213,6 +225,8 @@ export class Broker {
     let session = this.sessionMap.get(clientId);
     const old = session?.conn;
     if (old && old !== conn) {
+      this.metrics.takeovers++;
+      this.events.emit(this.events.takeover, { clientId, oldRemote: old.remote, newRemote: conn.remote });
       log.info("session taken over", { client: clientId, old: old.remote, new: conn.remote });
       old.close("session taken over", RC.SESSION_TAKEN_OVER);
       session = this.sessionMap.get(clientId); // a non-persistent session ended with its connection
@@ -267,7 +281,8 @@ export class Broker {
     session.expiresAt = 0;
     session.willAt = 0;
     this.offlineSet.delete(session);
-    this.clients++;
+    if (++this.clients > this.metrics.maxClients) this.metrics.maxClients = this.clients;
+    this.metrics.connects++;
   }
 
   /**
@@ -399,7 +414,14 @@ export class Broker {
    * queue overflows (null for wills and the broker's own messages).
    */
   publish(msg: Message, origin: Connection | null): Routed {
-    this.messagesIn++;
+    const m = this.metrics;
+    m.msgsIn[msg.qos]!++;
+    m.bytesIn[msg.qos]! += msg.payload.length;
+    return this.publishUncounted(msg, origin);
+  }
+
+  /** `publish` without counting it as received: the broker's own $SYS messages. */
+  publishUncounted(msg: Message, origin: Connection | null): Routed {
     msg.serial = ++this.serial;
     const retained = msg.retain && this.retain(msg);
     const routed = this.router.route(msg, origin);
@@ -422,6 +444,25 @@ export class Broker {
       return false;
     }
     this.journal.setRetained(msg, this.retainedStore.set(msg));
+    return true;
+  }
+
+  /**
+   * The broker's own $SYS message (sys.ts): retained in memory only, since
+   * it is rebuilt every interval and a stored one would be stale after a
+   * restart; routed like any message (ACL checks included), not counted as received.
+   */
+  publishSys(msg: Message): void {
+    msg.serial = ++this.serial;
+    this.retainedStore.set(msg);
+    this.router.route(msg, null);
+  }
+
+  /** Delete the retained message of `topic` (the API's DELETE /api/v1/retained); false when there was none. Nothing is routed. */
+  clearRetained(topic: string): boolean {
+    const prev = this.retainedStore.delete(topic);
+    if (prev === null) return false;
+    if (!topic.startsWith("$SYS/")) this.journal.deleteRetained(topic, prev);
     return true;
   }
 
@@ -499,6 +540,16 @@ export class Broker {
   /** Acknowledgements wait for the commit of what they acknowledge ("ack" durability). */
   get holdAcks(): boolean {
     return this.batch.holdAcks;
+  }
+
+  /** Messages received (all QoS). */
+  get messagesIn(): number {
+    return this.metrics.totalMsgsIn;
+  }
+
+  /** Messages sent to subscribers (all QoS, first sends). */
+  get messagesOut(): number {
+    return this.metrics.totalMsgsOut;
   }
 
   stats(): BrokerStats {

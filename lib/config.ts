@@ -15,18 +15,23 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 const PORT_MIN = 0;
 const PORT_MAX = 65535;
-const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
+/** "silent" logs nothing (embedded use in test suites). */
+const LOG_LEVELS = ["silent", "error", "warn", "info", "debug"] as const;
 
 const Host = z.string().min(1);
 const Port = int(PORT_MIN, PORT_MAX);
 const LogLevel = z.enum(LOG_LEVELS);
 const DataPath = z.string().min(1);
 
-/** Transport of a listener: MQTT over TCP, over TLS, over WebSocket, over WebSocket on TLS. */
-export const PROTOCOLS = ["mqtt", "mqtts", "ws", "wss"] as const;
+/**
+ * Transport of a listener: MQTT over TCP, over TLS, over WebSocket, over
+ * WebSocket on TLS; or "http", the observability endpoints (health, metrics,
+ * API, dashboard), HTTPS when it has `tls`.
+ */
+export const PROTOCOLS = ["mqtt", "mqtts", "ws", "wss", "http"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
-/** The port a listener gets when its config names none. */
-const DEFAULT_PORT: Record<Protocol, number> = { mqtt: 1883, mqtts: 8883, ws: 8080, wss: 8081 };
+/** The port a listener gets when its config names none (http shares 8080 with ws by default). */
+const DEFAULT_PORT: Record<Protocol, number> = { mqtt: 1883, mqtts: 8883, ws: 8080, wss: 8081, http: 8080 };
 const DEFAULT_WS_PATH = "/mqtt";
 
 /**
@@ -83,7 +88,13 @@ const Listener = z
     const secure = l.protocol === "mqtts" || l.protocol === "wss";
     const web = l.protocol === "ws" || l.protocol === "wss";
     if (secure && l.tls === undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `required for protocol ${l.protocol} (cert and key)` });
-    if (!secure && l.tls !== undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `only for protocol mqtts or wss (this listener is ${l.protocol})` });
+    if (!secure && l.protocol !== "http" && l.tls !== undefined) ctx.addIssue({ code: "custom", path: ["tls"], message: `only for protocol mqtts, wss or http (this listener is ${l.protocol})` });
+    if (l.protocol === "http") {
+      for (const k of ["maxConnections", "allowAnonymous", "maxUnauthenticated"] as const) {
+        if (l[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: "only for MQTT listeners (this listener is http)" });
+      }
+      if (l.tls?.requireClientCert) ctx.addIssue({ code: "custom", path: ["tls", "requireClientCert"], message: "not for http listeners (use http.token)" });
+    }
     if (!web && l.path !== undefined) ctx.addIssue({ code: "custom", path: ["path"], message: `only for protocol ws or wss (this listener is ${l.protocol})` });
     if (!web && l.allowedOrigins !== undefined) ctx.addIssue({ code: "custom", path: ["allowedOrigins"], message: `only for protocol ws or wss (this listener is ${l.protocol})` });
     const t = l.tls;
@@ -92,7 +103,7 @@ const Listener = z
     if (t?.useIdentityAsUsername && !t.requireClientCert) {
       ctx.addIssue({ code: "custom", path: ["tls", "useIdentityAsUsername"], message: "needs requireClientCert: true (an identity only a verified certificate gives)" });
     }
-    if (t?.useIdentityAsUsername && l.protocol === "wss") {
+    if (t?.useIdentityAsUsername && (l.protocol === "wss" || l.protocol === "http")) {
       // Bun.serve verifies client certificates but does not expose them to the application.
       ctx.addIssue({ code: "custom", path: ["tls", "useIdentityAsUsername"], message: "supported on mqtts listeners only (a wss listener cannot read the client certificate)" });
     }
@@ -102,9 +113,11 @@ const Listener = z
 export type ListenerConfig = z.infer<typeof Listener>;
 
 /**
- * Listeners may share a port only as WebSocket endpoints of one HTTP server
- * (same protocol and TLS, different paths); anything else on one host:port
- * would fail to bind at start, so it is refused here with both names.
+ * Listeners may share a port only as endpoints of one HTTP server: WebSocket
+ * endpoints (same protocol and TLS, different paths) and at most one http
+ * listener (ws with plain http, wss with http that has the same TLS);
+ * anything else on one host:port would fail to bind at start, so it is
+ * refused here with both names.
  */
 function checkListenerAddresses(ls: ListenerConfig[], ctx: z.RefinementCtx): void {
   const seen = new Map<string, number>();
@@ -117,10 +130,13 @@ function checkListenerAddresses(ls: ListenerConfig[], ctx: z.RefinementCtx): voi
       return;
     }
     const o = ls[j]!;
-    const web = (x: ListenerConfig) => x.protocol === "ws" || x.protocol === "wss";
-    if (!web(l) || o.protocol !== l.protocol || JSON.stringify(o.tls) !== JSON.stringify(l.tls)) {
-      ctx.addIssue({ code: "custom", path: [i, "port"], message: `${l.host}:${l.port} is already used by listeners.${j} (only ws/wss endpoints with the same TLS may share a port)` });
-    } else if (o.path === l.path) {
+    const web = (x: ListenerConfig) => x.protocol === "ws" || x.protocol === "wss" || x.protocol === "http";
+    const secure = (x: ListenerConfig) => x.tls !== undefined;
+    const sameServer = web(l) && web(o) && secure(l) === secure(o) && JSON.stringify(o.tls) === JSON.stringify(l.tls) && (l.protocol === "http" || o.protocol === "http" || o.protocol === l.protocol);
+    const twoHttp = l.protocol === "http" && ls.some((x, k) => k < i && x.protocol === "http" && x.host === l.host && x.port === l.port);
+    if (!sameServer || twoHttp) {
+      ctx.addIssue({ code: "custom", path: [i, "port"], message: `${l.host}:${l.port} is already used by listeners.${j} (only ws/wss endpoints and one http listener with the same TLS may share a port)` });
+    } else if (l.protocol !== "http" && o.protocol !== "http" && o.path === l.path) {
       ctx.addIssue({ code: "custom", path: [i, "path"], message: `${l.path} on ${l.host}:${l.port} is already served by listeners.${j}` });
     }
   });
@@ -286,14 +302,54 @@ const Mqtt = z.strictObject({
   redirect: Redirect.optional(),
 });
 
+const Sys = z.strictObject({
+  /** Seconds between $SYS updates (retained, Mosquitto's topic names); 0 turns $SYS off. */
+  interval: int(0, 86_400).default(10),
+});
+
+const Http = z.strictObject({
+  /**
+   * Bearer token for /metrics and /api/v1 (and the dashboard). Optional on
+   * loopback; an http listener on any other address refuses to start without it.
+   */
+  token: z.string().min(16, "at least 16 characters").optional(),
+  /** Serve the live dashboard at GET /. */
+  dashboard: z.boolean().default(true),
+});
+
+const Shutdown = z.strictObject({
+  /** Publish the wills of connected clients when the broker shuts down (as Mosquitto does). */
+  publishWills: z.boolean().default(true),
+});
+
 export const ConfigSchema = z.strictObject({
+  /** A JSON Schema reference for editors (config.schema.json); ignored by the broker. */
+  $schema: z.string().optional(),
   listeners: z.array(Listener).min(1).superRefine(checkListenerAddresses).default([{ host: "127.0.0.1", port: 1883, protocol: "mqtt" }]),
   logLevel: LogLevel.default("info"),
+  /** "text": `TIME LEVEL msg key=value`; "json": one JSON object per line. */
+  logFormat: z.enum(["text", "json"]).default("text"),
+  /** Write log lines to this file (appended; relative to the config file) instead of stderr. */
+  logFile: z.string().min(1).optional(),
   limits: LimitsSchema.default(() => LimitsSchema.parse({})),
   persistence: Persistence.default(() => Persistence.parse({})),
   auth: Auth.default(() => Auth.parse({})),
   mqtt: Mqtt.default(() => Mqtt.parse({})),
+  sys: Sys.default(() => Sys.parse({})),
+  http: Http.default(() => Http.parse({})),
+  shutdown: Shutdown.default(() => Shutdown.parse({})),
+}).superRefine((c, ctx) => {
+  c.listeners.forEach((l, i) => {
+    if (l.protocol === "http" && c.http.token === undefined && !isLoopback(l.host)) {
+      ctx.addIssue({ code: "custom", path: ["listeners", i, "host"], message: `an http listener on ${l.host} (not loopback) needs http.token` });
+    }
+  });
 });
+
+/** A host that only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -323,6 +379,7 @@ export function parseConfig(input: unknown, source = "config", baseDir = process
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
   }
   const auth = result.data.auth;
+  if (result.data.logFile !== undefined) result.data.logFile = resolve(baseDir, result.data.logFile);
   if (auth.passwordFile !== undefined) auth.passwordFile = resolve(baseDir, auth.passwordFile);
   if (auth.aclFile !== undefined) auth.aclFile = resolve(baseDir, auth.aclFile);
   for (const l of result.data.listeners) {

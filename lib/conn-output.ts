@@ -174,6 +174,7 @@ export abstract class ConnectionOutput {
         this.broker.batch.holding.delete(this);
       } else {
         out.consume(n);
+        this.broker.metrics.netOut += n;
         if (n < ready) {
           this.waitingDrain = true;
           this.drainSince = now;

@@ -101,6 +101,9 @@ export class Connection extends ConnectionOutput implements TopicCache {
   /** v5 enhanced authentication: the CONNECT's method and the exchange in progress, or null ([MQTT-4.12.0-7]). */
   auth: AuthContext | null = null;
 
+  /** The v5 reason code of the DISCONNECT we sent, if any (for the disconnect event). */
+  private closeReason: number | undefined = undefined;
+
   /** Counted by admission.ts as a socket that has not finished CONNECT. */
   unauthenticated = false;
 
@@ -138,6 +141,7 @@ export class Connection extends ConnectionOutput implements TopicCache {
 
   /** Bytes from the transport. */
   onData(chunk: Buffer): void {
+    this.broker.metrics.netIn += chunk.length;
     try {
       this.receive(chunk, this.broker.now());
     } catch (err) {
@@ -462,6 +466,9 @@ export class Connection extends ConnectionOutput implements TopicCache {
    * the Server Reference (v5 §4.11).
    */
   refuse(code: number, why?: string, serverReference?: string): void {
+    const b = this.broker;
+    if (code === RC.BAD_USER_NAME_OR_PASSWORD || code === RC.NOT_AUTHORIZED || code === RC.BAD_AUTHENTICATION_METHOD) b.metrics.authFailures++;
+    if (b.events.refused.length > 0) b.events.emit(b.events.refused, { conn: this, clientId: this.clientId, code, why });
     this.held = null;
     this.heldBytes = 0;
     // 3.1.x: the return code when one fits, else none ([MQTT-3.2.2-6]). v5: the Reason String
@@ -490,6 +497,7 @@ export class Connection extends ConnectionOutput implements TopicCache {
       if (bytes !== null) this.append(bytes);
     }
     if (log.debugEnabled) log.debug("closing connection", { client: this.clientId || undefined, remote: this.remote, why });
+    this.closeReason = reason;
     this.endAfterFlush = true;
     this.markDirty();
     // Keep reading (and discarding) until the peer closes, so it can read what we sent.
@@ -515,7 +523,10 @@ export class Connection extends ConnectionOutput implements TopicCache {
 
   /** State change to Closed and detach; a failure in the detach (a will) is logged, never spread. */
   private markClosed(why: string): void {
+    const wasActive = this.state === State.Active;
     this.state = State.Closed;
+    const ev = this.broker.events;
+    if (ev.disconnected.length > 0) ev.emit(ev.disconnected, { conn: this, clientId: this.clientId, why, reason: this.closeReason, wasActive });
     this.stopThrottle();
     this.closedAt = this.broker.now();
     this.partial = null;

@@ -1,9 +1,9 @@
 /**
  * @module http-server
  * One `Bun.serve` HTTP server per host:port that carries `ws` / `wss`
- * listeners: each listener is an MQTT WebSocket endpoint at its path, and
- * `routes` holds any other HTTP route (the observability endpoints plug in
- * here). A request to a path nobody serves gets 404.
+ * listeners and at most one `http` listener: each ws listener is an MQTT
+ * WebSocket endpoint at its path, and every other request goes to the http
+ * listener's app (health, metrics, API, dashboard: http/app.ts), or gets 404.
  *
  * The server can be restarted with new TLS options on the same port without
  * touching open WebSockets (`restart`): the new server binds first with
@@ -11,12 +11,11 @@
  */
 import type { Server, TLSOptions } from "bun";
 import type { Broker } from "./broker.ts";
+import type { HttpApp } from "./http/app.ts";
 import type { ListenerInfo } from "./listener-info.ts";
 import { listenError } from "./listen-error.ts";
+import { log } from "./log.ts";
 import { upgradeMqtt, websocketHandler, type WsData } from "./websocket.ts";
-
-/** An HTTP route besides the MQTT endpoints: a Response, or undefined when it upgraded the request. */
-export type HttpRoute = (req: Request, server: Server<WsData>) => Response | Promise<Response> | undefined;
 
 /** Largest HTTP request body accepted (the MQTT endpoints take none). */
 const MAX_BODY = 1024 * 1024;
@@ -24,8 +23,8 @@ const MAX_BODY = 1024 * 1024;
 export class HttpServer {
   /** MQTT WebSocket endpoints by path. */
   readonly endpoints = new Map<string, ListenerInfo>();
-  /** Other routes by exact path. */
-  readonly routes = new Map<string, HttpRoute>();
+  /** The http listener's endpoints, or null when this server only carries WebSockets. */
+  app: HttpApp | null = null;
   private server: Server<WsData> | null = null;
   /** Servers replaced by a restart: they accept nothing but still carry their WebSockets. */
   private retired: Server<WsData>[] = [];
@@ -64,7 +63,7 @@ export class HttpServer {
   private serve(tls: TLSOptions | null, port: number): Server<WsData> {
     const broker = this.broker;
     const endpoints = this.endpoints;
-    const routes = this.routes;
+    const self = this;
     try {
       return Bun.serve<WsData>({
         hostname: this.host,
@@ -78,11 +77,15 @@ export class HttpServer {
           const path = pathOf(req.url);
           const endpoint = endpoints.get(path);
           if (endpoint !== undefined) return upgradeMqtt(req, server, endpoint, broker);
-          const route = routes.get(path);
-          if (route !== undefined) return route(req, server);
+          const app = self.app;
+          if (app !== null) return app.fetch(req, server);
           return new Response("Not Found\n", { status: 404, headers: { "Content-Type": "text/plain; charset=utf-8" } });
         },
         websocket: websocketHandler(broker),
+        error(err) {
+          log.error("HTTP request failed", { err, stack: err?.stack });
+          return new Response("Internal Server Error\n", { status: 500, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+        },
       });
     } catch (err) {
       throw listenError(err, this.host, port);

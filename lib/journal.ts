@@ -204,6 +204,9 @@ export class Journal {
     m.storeRefs++;
   }
 
+  /** Where commit times (µs) go (metrics.ts), or null. */
+  commitLatency: { observe(us: number): void } | null = null;
+
   load(): Snapshot {
     return this.store.load();
   }
@@ -222,7 +225,9 @@ export class Journal {
    */
   commitKeeping(keep: number): void {
     this.applyKeeping(keep);
+    const t0 = performance.now();
     this.store.commit();
+    this.commitLatency?.observe((performance.now() - t0) * 1000);
     this.committedEpoch = this.openEpoch - 1 - keep;
   }
 

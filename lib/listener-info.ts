@@ -26,6 +26,8 @@ export class ListenerInfo {
   readonly identityAsUsername: boolean;
   /** Sockets of this listener that may not have finished CONNECT at one time (limits.maxUnauthenticated applies as well). */
   readonly maxUnauthenticated: number;
+  /** The listener has TLS (mqtts, wss, https). */
+  readonly tls: boolean;
   /** Open connections whose CONNECT is not accepted yet. */
   unauthenticated = 0;
   /** Open connections (every socket admitted, authenticated or not). */
@@ -48,11 +50,13 @@ export class ListenerInfo {
     this.maxUnauthenticated = cfg.maxUnauthenticated ?? Number.POSITIVE_INFINITY;
     this.allowAnonymous = cfg.allowAnonymous;
     this.identityAsUsername = cfg.tls?.useIdentityAsUsername === true;
+    this.tls = cfg.tls !== undefined;
     this.allowedOrigins = cfg.allowedOrigins ? new Set(cfg.allowedOrigins.map(normalOrigin)) : null;
   }
 
-  /** mqtt://127.0.0.1:1883, mqtts://…, ws://…/mqtt, wss://…/mqtt */
+  /** mqtt://127.0.0.1:1883, mqtts://…, ws://…/mqtt, wss://…/mqtt, http://…/ (https:// with TLS) */
   get url(): string {
+    if (this.protocol === "http") return `${this.tls ? "https" : "http"}://${formatAddress(this.host, this.port)}/`;
     return `${this.protocol}://${formatAddress(this.host, this.port)}${this.path}`;
   }
 
@@ -62,7 +66,7 @@ export class ListenerInfo {
   }
 
   get secure(): boolean {
-    return this.protocol === "mqtts" || this.protocol === "wss";
+    return this.tls;
   }
 }
 

@@ -17,6 +17,7 @@ import type { TCPSocketListener, TLSOptions } from "bun";
 import type { Broker } from "./broker.ts";
 import type { Config } from "./config.ts";
 import type { Connection } from "./connection.ts";
+import { HttpApp } from "./http/app.ts";
 import { HttpServer } from "./http-server.ts";
 import { ListenerInfo } from "./listener-info.ts";
 import { listenError } from "./listen-error.ts";
@@ -65,7 +66,7 @@ export class Listeners {
         const key = `${l.host}|${l.port}`;
         let unit = l.port === 0 ? undefined : shared.get(key);
         if (unit === undefined) {
-          unit = httpUnit(new HttpServer(l.host, m !== null ? exclusivePort(l.host, l.port) : l.port, broker), l.tls ?? null, m);
+          unit = httpUnit(new HttpServer(l.host, m !== null ? exclusivePort(l.host, l.port) : l.port, broker), l.tls ?? null, m, broker);
           if (l.port !== 0) shared.set(key, unit);
           http.push(unit);
           this.units.push(unit);
@@ -150,7 +151,7 @@ interface HttpUnit extends Unit {
   bind(): void;
 }
 
-function httpUnit(server: HttpServer, tls: TlsConfig | null, material: TlsMaterial | null): HttpUnit {
+function httpUnit(server: HttpServer, tls: TlsConfig | null, material: TlsMaterial | null, broker: Broker): HttpUnit {
   const infos: ListenerInfo[] = [];
   return {
     infos,
@@ -158,7 +159,8 @@ function httpUnit(server: HttpServer, tls: TlsConfig | null, material: TlsMateri
     material,
     add(info) {
       infos.push(info);
-      server.endpoints.set(info.path, info);
+      if (info.protocol === "http") server.app = new HttpApp(broker, info);
+      else server.endpoints.set(info.path, info);
     },
     bind() {
       server.start(material?.options ?? null);

@@ -63,7 +63,9 @@ export class Outbox {
           this.broker.drops.count(Drop.TooLarge, s.id); // [MQTT-3.1.2-25]
           return false;
         }
-        this.broker.messagesOut++;
+        const m = this.broker.metrics;
+        m.msgsOut[0]!++;
+        m.bytesOut[0]! += msg.payload.length;
         return true;
       }
       const d = new Delivery(msg, qos, retain, subIds, group);
@@ -125,7 +127,9 @@ export class Outbox {
       return false;
     }
     s.inflight.add(d);
-    this.broker.messagesOut++;
+    const m = this.broker.metrics;
+    m.msgsOut[d.qos]!++;
+    m.bytesOut[d.qos]! += d.msg.payload.length;
     return true;
   }
 

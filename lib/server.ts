@@ -15,6 +15,7 @@ import { guarded, log, setLogLevel } from "./log.ts";
 import { applyConfig, type ReloadResult } from "./reload.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store-sqlite.ts";
+import { SysPublisher } from "./sys.ts";
 
 /** Housekeeping period: timeouts resolve to within this much. */
 const TICK_MS = 250;
@@ -60,6 +61,11 @@ export async function startBroker(config: Config, store: Store = openStore(confi
     store.close();
     throw err;
   }
+  broker.listenerInfos = listeners.infos;
+  const sys = new SysPublisher(broker, config.sys.interval);
+  broker.sys = sys;
+  guarded("$SYS update", () => sys.start());
+  broker.metrics.startLagProbe();
   // Timer callbacks are guarded: a throw is logged and the timer keeps running.
   const timer = setInterval(() => guarded("housekeeping", () => broker.tick()), TICK_MS);
   // "interval" durability: commit on a timer, mosquitto-like; a crash loses at most this window.
@@ -78,6 +84,9 @@ export async function startBroker(config: Config, store: Store = openStore(confi
     async stop() {
       if (stopped) return;
       stopped = true;
+      broker.shuttingDown = true;
+      sys.stop();
+      broker.metrics.stopLagProbe();
       clearInterval(timer);
       if (flusher) clearInterval(flusher);
       listeners.stop(false);

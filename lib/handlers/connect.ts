@@ -349,6 +349,8 @@ function accept(conn: Connection, pending: PendingConnect, authData?: Buffer): v
     broker.connack.writeV3(conn.out, sessionPresent);
   }
   conn.markDirty();
+  const ev = broker.events;
+  if (ev.connected.length > 0) ev.emit(ev.connected, { conn, clientId, resumed: sessionPresent, clean: p.clean === true });
   if (log.debugEnabled) log.debug("client connected", { client: clientId, user: conn.username, listener: conn.listener.url, remote: conn.remote, version: conn.version, clean: p.clean, sessionPresent });
 
   // 4. Re-send what was in flight, then the queue.

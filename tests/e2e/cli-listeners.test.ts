@@ -107,7 +107,7 @@ describe.skipIf(certs === null)("listeners from the command line", () => {
 
   const invalid: [string, object[], string][] = [
     ["mqtts without tls", [{ protocol: "mqtts" }], "listeners.0.tls: required for protocol mqtts"],
-    ["tls on a plain listener", [{ tls: TLS }], "listeners.0.tls: only for protocol mqtts or wss"],
+    ["tls on a plain listener", [{ tls: TLS }], "listeners.0.tls: only for protocol mqtts, wss or http"],
     ["path on mqtt", [{ path: "/mqtt" }], "listeners.0.path: only for protocol ws or wss"],
     ["requireClientCert without ca", [{ protocol: "mqtts", tls: { ...TLS, requireClientCert: true } }], "listeners.0.tls.ca: required with requireClientCert"],
     ["useIdentityAsUsername on wss", [{ protocol: "wss", tls: { ...TLS, ca: "ca.crt", requireClientCert: true, useIdentityAsUsername: true } }], "listeners.0.tls.useIdentityAsUsername: supported on mqtts listeners only"],

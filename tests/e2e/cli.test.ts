@@ -197,7 +197,7 @@ describe("bad flags exit 2", () => {
     [["--port=-1"], "--port: expected an integer 0-65535"],
     [["--port", "1.5"], "--port: expected an integer 0-65535"],
     [["--port", ""], "--port: expected an integer 0-65535"],
-    [["--log-level", "loud"], "--log-level: expected one of error, warn, info, debug"],
+    [["--log-level", "loud"], "--log-level: expected one of silent, error, warn, info, debug"],
     [["--data", ""], "--data: expected a file path, or :memory:"],
     [["--host", ""], "--host: expected a host name or IP address"],
   ];

@@ -238,8 +238,8 @@ describe("flagOverrides: flag values are checked under the flag's name", () => {
     [{ port: "1e3" }, "--port: expected an integer 0-65535"],
     [{ port: " 1" }, "--port: expected an integer 0-65535"],
     [{ port: "" }, "--port: expected an integer 0-65535"],
-    [{ logLevel: "loud" }, "--log-level: expected one of error, warn, info, debug"],
-    [{ logLevel: "" }, "--log-level: expected one of error, warn, info, debug"],
+    [{ logLevel: "loud" }, "--log-level: expected one of silent, error, warn, info, debug"],
+    [{ logLevel: "" }, "--log-level: expected one of silent, error, warn, info, debug"],
     [{ data: "" }, "--data: expected a file path, or :memory:"],
     [{ host: "" }, "--host: expected a host name or IP address"],
   ];
@@ -385,8 +385,8 @@ describe("listeners: transports", () => {
   const invalid: [string, object, string][] = [
     ["mqtts without tls", { protocol: "mqtts" }, "listeners.0.tls: required for protocol mqtts"],
     ["wss without tls", { protocol: "wss" }, "listeners.0.tls: required for protocol wss"],
-    ["tls on mqtt", { tls: TLS }, "listeners.0.tls: only for protocol mqtts or wss"],
-    ["tls on ws", { protocol: "ws", tls: TLS }, "listeners.0.tls: only for protocol mqtts or wss"],
+    ["tls on mqtt", { tls: TLS }, "listeners.0.tls: only for protocol mqtts, wss or http"],
+    ["tls on ws", { protocol: "ws", tls: TLS }, "listeners.0.tls: only for protocol mqtts, wss or http"],
     ["path on mqtt", { path: "/mqtt" }, "listeners.0.path: only for protocol ws or wss"],
     ["a path without /", { protocol: "ws", path: "mqtt" }, "listeners.0.path: expected a path starting with /"],
     ["requireClientCert without ca", { protocol: "mqtts", tls: { ...TLS, requireClientCert: true } }, "listeners.0.tls.ca: required with requireClientCert"],
