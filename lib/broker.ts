@@ -194,6 +194,7 @@ export class Broker {
 
   /** May a socket from `address` be accepted on `listener`? (admission.ts; a refusal is counted and logged there.) */
   admit(listener: ListenerInfo, address: string): boolean {
+    if (this.shuttingDown) return false;
     return this.admission.admit(listener, address, this.connectionSet.size);
   }
 

@@ -81,9 +81,14 @@ export class Listeners {
     }
   }
 
-  /** Stop accepting; with `closeActive`, close every connection too. */
-  stop(closeActive: boolean): void {
-    for (const u of this.units) u.stop(closeActive);
+  /**
+   * Stop accepting; with `closeActive`, close every connection too. With
+   * `keepHttp`, servers that carry an http listener stay up (a shutdown
+   * answers /healthz with 503 until the end; the broker admits no new MQTT
+   * connection meanwhile).
+   */
+  stop(closeActive: boolean, keepHttp = false): void {
+    for (const u of this.units) if (!keepHttp || !u.infos.some((i) => i.protocol === "http")) u.stop(closeActive);
   }
 
   /** Re-read every TLS listener's files; changed certificates apply to new connections. Logs each result. */

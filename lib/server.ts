@@ -89,7 +89,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
       broker.metrics.stopLagProbe();
       clearInterval(timer);
       if (flusher) clearInterval(flusher);
-      listeners.stop(false);
+      listeners.stop(false, true);
       broker.closeAll();
       // Let the final DISCONNECTs leave before the sockets are torn down.
       await Bun.sleep(20);
