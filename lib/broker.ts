@@ -575,10 +575,24 @@ export class Broker {
   /**
    * Close every connection (v5: DISCONNECT 0x8B). The server closes without
    * having received DISCONNECT, so wills are due as for any such close
-   * (v5 §3.1.2.5); delayed wills of persistent sessions stay pending in the
-   * store and resume after a restart.
+   * (v5 §3.1.2.5). They are all published first, in a pass of their own,
+   * while every subscriber is still connected: closing in one pass would
+   * lose a will for each subscriber whose socket happened to be closed
+   * before the will's client. `publishWills` false (shutdown.publishWills)
+   * discards them instead. Either way, delayed wills of persistent sessions
+   * stay pending in the store and resume after a restart.
    */
-  closeAll(): void {
+  closeAll(publishWills = true): void {
+    for (const c of this.connectionSet) {
+      const s = c.session;
+      if (c.state === State.Closed || s === null || s.conn !== c || s.will === null) continue;
+      const will = s.will;
+      if (will.delay > 0 && s.persistent) continue; // detach keeps it pending, as for any close
+      // Off the session before the close, so that detach neither fires nor stores it again.
+      s.will = null;
+      s.willAt = 0;
+      if (publishWills) this.publishWill(will, s.id, s.acl);
+    }
     for (const c of this.connectionSet) {
       if (c.state !== State.Closed) c.close("server shutting down", RC.SERVER_SHUTTING_DOWN);
     }

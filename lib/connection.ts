@@ -117,6 +117,8 @@ export class Connection extends ConnectionOutput implements TopicCache {
     readonly listener: ListenerInfo,
   ) {
     super(transport, broker);
+    const addr = transport.remoteAddress;
+    this.remote = `${addr.includes(":") ? `[${addr}]` : addr}:${transport.remotePort}`;
     const now = broker.now();
     this.openedAt = now;
     this.lastRx = now;
@@ -133,9 +135,11 @@ export class Connection extends ConnectionOutput implements TopicCache {
     return (this.partial?.length ?? 0) + this.heldBytes;
   }
 
-  get remote(): string {
-    return `${this.transport.remoteAddress}:${this.transport.remotePort}`;
-  }
+  /**
+   * The peer as host:port (IPv6 bracketed), read once at accept: Bun's socket
+   * forgets its remote port once closed, and the disconnect log needs it then.
+   */
+  readonly remote: string;
 
   // ---- entry points ------------------------------------------------------
 

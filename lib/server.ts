@@ -1,7 +1,9 @@
 /**
  * @module server
  * Assembles a running broker from a config: the `Broker`, its listeners on
- * every transport (listeners.ts) and the housekeeping timer. `stop()` closes
+ * every transport (listeners.ts), the info log of client lifecycles
+ * (event-log.ts) and the housekeeping timer. `stop()` publishes the wills of
+ * connected clients (unless shutdown.publishWills is false), then closes
  * listeners and clients (v5: DISCONNECT 0x8B); `reload()` applies a new
  * config (users, ACLs, certificates) to the running broker. Used by broker.ts and by the tests, which
  * start brokers in-process on port 0.
@@ -9,6 +11,7 @@
 import { Broker } from "./broker.ts";
 import type { Config, Protocol } from "./config.ts";
 import type { ListenerInfo } from "./listener-info.ts";
+import { attachEventLog } from "./event-log.ts";
 import { Listeners, type TlsReload } from "./listeners.ts";
 import { connectionLimit, raiseFdLimit } from "./fd-limit.ts";
 import { guarded, log, setLogLevel } from "./log.ts";
@@ -54,6 +57,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
     store.close();
     throw err;
   }
+  attachEventLog(broker.events); // client lifecycles at info (connect, disconnect, refusal, limits)
   let listeners: Listeners;
   try {
     listeners = new Listeners(config, broker);
@@ -90,7 +94,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
       clearInterval(timer);
       if (flusher) clearInterval(flusher);
       listeners.stop(false, true);
-      broker.closeAll();
+      broker.closeAll(config.shutdown.publishWills);
       // Let the final DISCONNECTs leave before the sockets are torn down.
       await Bun.sleep(20);
       listeners.stop(true);

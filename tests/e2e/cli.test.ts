@@ -3,7 +3,8 @@
  * Startup line with the real port, a publish/subscribe round trip through it
  * with MQTT.js, config errors (exit 2, the field path named, no stack trace),
  * bad flags, clean shutdown on SIGTERM / SIGINT (exit 0; v5 clients get
- * DISCONNECT 0x8B first, [MQTT-3.14.0-1] / v5 §3.14.2.1), and --help.
+ * DISCONNECT 0x8B first, [MQTT-3.14.0-1] / v5 §3.14.2.1), --help / -h,
+ * --version (also in the start-up line) and --check-config.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -71,8 +72,73 @@ describe("startup", () => {
     const p = Proc.start(["--help"]);
     expect(await p.exitCode()).toBe(0);
     expect(p.stdout).toMatch(/usage: bunmq/);
-    for (const flag of ["--config", "--host", "--port", "--log-level", "--help"]) expect(p.stdout).toContain(flag);
+    for (const flag of ["--config", "--host", "--port", "--data", "--log-level", "--log-format", "--log-file", "--check-config", "--version", "-h, --help", "passwd"]) expect(p.stdout).toContain(flag);
     expect(p.stdout).not.toMatch(LISTENING);
+    const short = Proc.start(["-h"]);
+    expect(await short.exitCode()).toBe(0);
+    expect(short.stdout).toBe(p.stdout);
+  });
+
+  test("--version prints package.json's version; the start-up line carries it too", async () => {
+    const { version } = JSON.parse(await Bun.file(join(ROOT, "package.json")).text());
+    const v = Proc.start(["--version"]);
+    expect(await v.exitCode()).toBe(0);
+    expect(v.stdout).toBe(`bunmq ${version}\n`);
+    const { p } = await startOk();
+    try {
+      expect(p.stdout.split("\n")[0]).toBe(`bunmq ${version} (bun ${Bun.version})`);
+    } finally {
+      p.proc.kill("SIGTERM");
+      await p.exitCode().catch(() => p.kill());
+    }
+  });
+});
+
+describe("--check-config FILE", () => {
+  test("a valid file: exit 0, the effective config with every default as JSON, secrets redacted, nothing started", async () => {
+    const path = configFile("check-ok.json", {
+      listeners: [{ port: 1884 }, { protocol: "http", port: 0 }],
+      auth: { users: [{ username: "u", password: "very secret" }] },
+      http: { token: "0123456789abcdef0123" },
+    });
+    const p = Proc.start(["--check-config", path, "--log-level", "debug"]);
+    expect(await p.exitCode()).toBe(0);
+    const eff = JSON.parse(p.stdout);
+    expect(eff.logLevel).toBe("debug"); // flags apply, as at a start
+    expect(eff.listeners[0]).toMatchObject({ host: "127.0.0.1", port: 1884, protocol: "mqtt" });
+    expect(eff.listeners[1]).toMatchObject({ protocol: "http", port: 0 });
+    expect(eff.limits.maxPacketSize).toBeGreaterThan(0); // a default, not in the file
+    expect(eff.sys.interval).toBe(10);
+    expect(eff.shutdown.publishWills).toBe(true);
+    expect(eff.auth.users[0]).toEqual({ username: "u", password: "<redacted>" });
+    expect(eff.http.token).toBe("<redacted>");
+    expect(p.stdout).not.toContain("very secret");
+    expect(p.stdout).not.toContain("0123456789abcdef0123");
+    expect(p.stderr).toBe("");
+  });
+
+  test("an invalid file: exit 2, one line naming the field, no stack", async () => {
+    const path = configFile("check-bad.json", { sys: { interval: -1 } });
+    const p = Proc.start(["--check-config", path]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("sys.interval");
+    expectNoStack(p.stderr);
+    expect(p.stdout).toBe("");
+  });
+
+  test("files the config names are read as a start would: a missing password file exits 2 naming it", async () => {
+    const missing = join(dir, "no-such-passwords");
+    const path = configFile("check-pwfile.json", { auth: { passwordFile: missing } });
+    const p = Proc.start(["--check-config", path]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("no-such-passwords");
+    expectNoStack(p.stderr);
+  });
+
+  test("a missing config file: exit 2", async () => {
+    const p = Proc.start(["--check-config", join(dir, "nope.json")]);
+    expect(await p.exitCode()).toBe(2);
+    expect(p.stderr).toContain("nope.json");
   });
 });
 

@@ -4,13 +4,13 @@
  * DISCONNECT, reconnect within the delay); what the published will looks like
  * (topic, payload, QoS, RETAIN, v5 properties and expiry).
  *
- * Not tested: wills on broker shutdown (closeAll() currently does not publish
- * them; v5 §3.1.2.5 counts a server-sent DISCONNECT as a trigger, policy not
- * settled yet).
+ * At broker shutdown the wills of connected clients are published (the
+ * server closes without having received DISCONNECT, v5 §3.1.2.5), before any
+ * subscriber is disconnected; shutdown.publishWills false discards them.
  */
 import { describe, expect, test } from "bun:test";
 import mqtt from "mqtt-packet";
-import { useTestBroker, waitFor } from "../helpers/broker.ts";
+import { startTestBroker, useTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient, type TestClient } from "../helpers/clients.ts";
 import { type Packet, RawClient } from "../helpers/raw.ts";
 
@@ -89,6 +89,37 @@ describe("will published when the connection ends without DISCONNECT", () => {
     await Bun.sleep(500);
     expect(w.messages.filter((m) => m.topic === topic)).toEqual([]);
     await w.end();
+  });
+});
+
+describe("wills at broker shutdown", () => {
+  /** A subscriber on will/stop/#, then `n` clients with wills, then stop(): what the subscriber got before its own DISCONNECT. */
+  async function atStop(publishWills: boolean | undefined, n: number): Promise<Packet[]> {
+    const rb = await startTestBroker(publishWills === undefined ? {} : { shutdown: { publishWills } });
+    const sub = await RawClient.connected(rb.port, 5, { clientId: "stop-sub" });
+    sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "will/stop/#", qos: 1 }] });
+    await sub.nextOf("suback");
+    const clients: RawClient[] = [];
+    for (let i = 0; i < n; i++) clients.push(await RawClient.connected(rb.port, i % 2 === 0 ? 4 : 5, { clientId: `stop-w-${i}`, will: will(`will/stop/${i}`, `gone ${i}`) }));
+    await rb.stop();
+    expect(await sub.waitClose(3000)).toBe(true);
+    const got = sub.pending();
+    // The subscriber's own DISCONNECT comes last: every will was routed while it was still connected.
+    expect(got.at(-1)).toMatchObject({ cmd: "disconnect", reasonCode: 0x8b });
+    for (const c of clients) c.destroy();
+    sub.destroy();
+    return got.filter((p) => p.cmd === "publish");
+  }
+
+  test("by default every connected client's will is published, 3.1.1 and v5, before subscribers are disconnected (§3.1.2.5) [MQTT-3.1.2-8]", async () => {
+    // Several clients connected after the subscriber: a single close pass would close the
+    // subscriber before some of them and so lose their wills.
+    const pubs = await atStop(undefined, 6);
+    expect(pubs.map((p) => [p.topic, p.payload.toString()]).sort()).toEqual([0, 1, 2, 3, 4, 5].map((i) => [`will/stop/${i}`, `gone ${i}`]));
+  });
+
+  test("shutdown.publishWills false: no will is published at shutdown", async () => {
+    expect(await atStop(false, 3)).toEqual([]);
   });
 });
 
