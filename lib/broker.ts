@@ -116,6 +116,11 @@ export class Broker {
   readonly events = new BrokerEvents();
   /** The $SYS publisher (sys.ts), once started; bridges add their topics to it. */
   sys: SysPublisher | null = null;
+  /**
+   * Sees every published message while a dashboard stream is open
+   * (http/live.ts), else null: the hot path pays one null check.
+   */
+  tap: ((msg: Message) => void) | null = null;
   /** Every listener, in config order (set by server.ts once they are bound), for metrics and the API. */
   listenerInfos: readonly ListenerInfo[] = [];
   /** The broker is stopping: /healthz says 503, nothing new is accepted. */
@@ -424,6 +429,7 @@ export class Broker {
   /** `publish` without counting it as received: the broker's own $SYS messages. */
   publishUncounted(msg: Message, origin: Connection | null): Routed {
     msg.serial = ++this.serial;
+    if (this.tap !== null) this.tap(msg);
     const retained = msg.retain && this.retain(msg);
     const routed = this.router.route(msg, origin);
     // A message kept as retained is not lost even if every subscriber dropped it.
@@ -455,6 +461,7 @@ export class Broker {
    */
   publishSys(msg: Message): void {
     msg.serial = ++this.serial;
+    if (this.tap !== null) this.tap(msg);
     this.retainedStore.set(msg);
     this.router.route(msg, null);
   }

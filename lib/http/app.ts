@@ -21,6 +21,7 @@ import type { ListenerInfo } from "../listener-info.ts";
 import type { WsData } from "../websocket.ts";
 import { handleApi } from "./api.ts";
 import { handleDashboard } from "./dashboard.ts";
+import { liveHub } from "./live.ts";
 import { prometheusText } from "./prometheus.ts";
 
 export interface HttpContext {
@@ -45,7 +46,10 @@ export class HttpApp {
   constructor(
     private readonly broker: Broker,
     readonly listener: ListenerInfo,
-  ) {}
+  ) {
+    // Rate history and recent events accumulate from the listener's start, not from the first page view.
+    liveHub(broker);
+  }
 
   fetch(req: Request, server: Server<WsData>): Response | Promise<Response> {
     const url = new URL(req.url);

@@ -1,9 +1,61 @@
 /**
  * @module http/dashboard
- * The dashboard at / (placeholder until the dashboard lands).
+ * GET / (the dashboard page), /dashboard.js and /dashboard.css. The files
+ * are imported as text, so `bun build --compile` puts them in the
+ * executable: nothing is fetched from a CDN or the network. The script is
+ * TypeScript (lib/dashboard/client.ts), transpiled once on first request.
+ *
+ * A strict Content-Security-Policy allows only this origin's script, style
+ * and API; the page is never framed. Opened as `/?token=T` (http.token set),
+ * the page stores the token in an HttpOnly, SameSite=Strict cookie and
+ * reloads without it in the address bar, so that the API calls and streams
+ * the page makes carry it.
  */
+import css from "../dashboard/dashboard.css" with { type: "text" };
+import htmlText from "../dashboard/index.html" with { type: "text" };
+// @ts-expect-error TypeScript types a .ts import as the module; with type "text" it is the source.
+import clientSource from "../dashboard/client.ts" with { type: "text" };
 import type { HttpContext } from "./app.ts";
 
-export function handleDashboard(_ctx: HttpContext, _req: Request): Response | null {
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const SECURITY = {
+  "Content-Security-Policy": CSP,
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-store",
+};
+
+let script: string | null = null;
+
+/** The browser script: client.ts without its types (Bun's transpiler, no bundling: it imports nothing). */
+function dashboardScript(): string {
+  return (script ??= new Bun.Transpiler({ loader: "ts", target: "browser" }).transformSync(clientSource as unknown as string));
+}
+
+export function handleDashboard(ctx: HttpContext, req: Request): Response | null {
+  if (req.method !== "GET" && req.method !== "HEAD") return null;
+  switch (ctx.url.pathname) {
+    case "/":
+    case "/index.html": {
+      const token = ctx.url.searchParams.get("token");
+      if (token !== null) {
+        // Authorized already (app.ts checked ?token=): keep it in a cookie, drop it from the URL.
+        const secure = ctx.listener.tls ? "; Secure" : "";
+        return new Response(null, {
+          status: 303,
+          headers: { ...SECURITY, Location: "/", "Set-Cookie": `bunmq_token=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict${secure}` },
+        });
+      }
+      return new Response(htmlText as unknown as string, { headers: { ...SECURITY, "Content-Type": "text/html; charset=utf-8" } });
+    }
+    case "/dashboard.js":
+      return new Response(dashboardScript(), { headers: { ...SECURITY, "Content-Type": "text/javascript; charset=utf-8" } });
+    case "/dashboard.css":
+      return new Response(css, { headers: { ...SECURITY, "Content-Type": "text/css; charset=utf-8" } });
+    case "/favicon.ico":
+      return new Response(null, { status: 204, headers: SECURITY });
+  }
   return null;
 }
