@@ -38,16 +38,18 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 describe("config.example.json", () => {
-  test("parses under the schema (loadConfig) and equals the defaults", async () => {
-    const fromFile = loadConfig(EXAMPLE);
+  test("parses under the schema (loadConfig) and equals the defaults; it names the JSON Schema for editors", async () => {
+    const { $schema, ...fromFile } = loadConfig(EXAMPLE);
+    expect($schema).toBe("./config.schema.json");
     expect(fromFile).toEqual(parseConfig({}));
-    expect(parseConfig(await Bun.file(EXAMPLE).json())).toEqual(parseConfig({}));
+    const { $schema: _, ...parsed } = parseConfig(await Bun.file(EXAMPLE).json());
+    expect(parsed).toEqual(parseConfig({}));
   });
 
   test("lists every limit, persistence and auth setting (it documents them all)", async () => {
     const raw = await Bun.file(EXAMPLE).json();
     const defaults = parseConfig({});
-    expect(Object.keys(raw).sort()).toEqual(Object.keys(defaults).sort());
+    expect(Object.keys(raw).filter((k) => k !== "$schema").sort()).toEqual(Object.keys(defaults).sort());
     expect(Object.keys(raw.limits).sort()).toEqual(Object.keys(defaults.limits).sort());
     expect(Object.keys(raw.persistence).sort()).toEqual(Object.keys(defaults.persistence).sort());
     expect(Object.keys(raw.auth).sort()).toEqual(Object.keys(defaults.auth).sort());
