@@ -52,6 +52,8 @@ interface TopicEntry {
   at: number;
   count: number;
   msg: Message;
+  /** Changed since the last tick (it is in `dirty`). */
+  dirty: boolean;
 }
 
 interface Watch {
@@ -78,7 +80,10 @@ export class LiveHub {
   readonly topics = new Map<string, TopicEntry>();
   /** Messages whose topic did not fit in the table. */
   untracked = 0;
-  private readonly dirty = new Set<string>();
+  /** Entries changed since the last tick, each once. */
+  private dirty: TopicEntry[] = [];
+  /** Wall clock of the last tick: a topic's time is to the second, without a clock read per message. */
+  private clock = Date.now();
   private readonly streams = new Set<SseStream>();
   private readonly watches = new Set<Watch>();
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -167,19 +172,23 @@ export class LiveHub {
     this.broker.tap = want ? this.onMessage : null;
   }
 
+  // Runs for every message while a stream is open: a map lookup and a few field writes.
   private readonly onMessage = (msg: Message): void => {
-    const now = Date.now();
     const e = this.topics.get(msg.topic);
     if (e !== undefined) {
       e.msg = msg;
       e.qos = msg.qos;
       e.retain = msg.retain;
-      e.at = now;
+      e.at = this.clock;
       e.count++;
-      this.dirty.add(msg.topic);
+      if (!e.dirty) {
+        e.dirty = true;
+        this.dirty.push(e);
+      }
     } else if (this.topics.size < MAX_TOPICS) {
-      this.topics.set(msg.topic, { topic: msg.topic, qos: msg.qos, retain: msg.retain, at: now, count: 1, msg });
-      this.dirty.add(msg.topic);
+      const n: TopicEntry = { topic: msg.topic, qos: msg.qos, retain: msg.retain, at: this.clock, count: 1, msg, dirty: true };
+      this.topics.set(msg.topic, n);
+      this.dirty.push(n);
     } else {
       this.untracked++;
     }
@@ -193,7 +202,7 @@ export class LiveHub {
         continue;
       }
       w.sent++;
-      w.stream.send("message", { ...messageView(msg, WATCH_PREVIEW), at: iso(now) });
+      w.stream.send("message", { ...messageView(msg, WATCH_PREVIEW), at: iso(Date.now()) });
     }
   };
 
@@ -206,6 +215,7 @@ export class LiveHub {
       this.stop();
       return;
     }
+    this.clock = Date.now();
     const m = this.broker.metrics;
     const now = { msgsIn: m.totalMsgsIn, msgsOut: m.totalMsgsOut, bytesIn: m.totalBytesIn, bytesOut: m.totalBytesOut };
     const sample: Sample = {
@@ -227,12 +237,13 @@ export class LiveHub {
     if (this.streams.size === 0) return;
     const stats = this.stats();
     const topics: Record<string, unknown>[] = [];
-    for (const t of this.dirty) {
-      if (topics.length >= TOPICS_PER_TICK) break;
-      this.dirty.delete(t);
-      const e = this.topics.get(t);
-      if (e !== undefined) topics.push(this.topicView(e));
+    const n = Math.min(this.dirty.length, TOPICS_PER_TICK);
+    for (let i = 0; i < n; i++) {
+      const e = this.dirty[i]!;
+      e.dirty = false;
+      topics.push(this.topicView(e));
     }
+    this.dirty = n === this.dirty.length ? [] : this.dirty.slice(n);
     for (const s of this.streams) {
       s.send("stats", stats);
       if (topics.length > 0) s.send("topics", topics);
