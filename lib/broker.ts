@@ -11,13 +11,15 @@
  * Routing is router.ts, per-session delivery outbox.ts, persistence
  * journal.ts, the end of each batch batch.ts, timers housekeeping.ts.
  */
-import { type AccessControl, type ClientAcl, globRegExp } from "./acl.ts";
+import type { AccessControl } from "./acl.ts";
 import { loadAccessControl } from "./acl-file.ts";
 import { Admission, Refusal } from "./admission.ts";
 import { Authenticator } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { State } from "./conn-state.ts";
 import { BatchEnd } from "./batch.ts";
+import type { BrokerStats, SubscribeRequest } from "./broker-types.ts";
+import { ClientIdPatterns } from "./client-id-patterns.ts";
 import type { Connection } from "./connection.ts";
 import { DropCounters, Drop } from "./drops.ts";
 import { BrokerEvents } from "./events.ts";
@@ -37,40 +39,12 @@ import { restore } from "./restore.ts";
 import { RetainedSender } from "./retained-sender.ts";
 import { RetainedStore } from "./retained.ts";
 import { Routed, Router } from "./router.ts";
-import { Session, type Will } from "./session.ts";
-import { MemoryStore, type Store, type StoredSubscription } from "./store.ts";
+import { Session } from "./session.ts";
+import { publishWill, takeShutdownWills } from "./wills.ts";
+import { MemoryStore, type Store } from "./store.ts";
 import { type SharedGroup, Subscription } from "./topic-tree.ts";
 
-export interface BrokerStats {
-  connections: number;
-  clients: number;
-  sessions: number;
-  subscriptions: number;
-  retained: number;
-  messagesIn: number;
-  messagesOut: number;
-  /** Deliveries dropped, all causes (see drops.ts for each). */
-  dropped: number;
-  /** Sockets closed at accept, all causes (full, unauthenticated, connect rate). */
-  refusedConnections: number;
-  /** ... because too many sockets had not finished CONNECT (limits.maxUnauthenticated). */
-  refusedUnauthenticated: number;
-  /** ... because their source address was over limits.connectRate. */
-  refusedConnectRate: number;
-  /** Sockets whose CONNECT is not accepted yet. */
-  unauthenticated: number;
-  /** Times a client over limits.publishRate / publishBytesRate stopped being read. */
-  throttled: number;
-  stuckSubscribers: number;
-}
-
-/** A subscription request, as SUBSCRIBE gives it: the stored fields plus how it is matched. */
-export interface SubscribeRequest extends Omit<StoredSubscription, "clientId"> {
-  /** Shared-subscription group, or null. */
-  group: string | null;
-  /** The filter matched against topics (without the `$share/` prefix). */
-  matchFilter: string;
-}
+export type { BrokerStats, SubscribeRequest } from "./broker-types.ts";
 
 export class Broker {
   readonly limits: Config["limits"];
@@ -258,18 +232,9 @@ export class Broker {
 
   /** The Client IDs `user` may connect with (its clientIdPattern, else auth.clientIdPattern, %u filled in), or null for any. */
   clientIdPattern(user: string): RegExp | null {
-    const auth = this.config.auth;
-    const glob = auth.users.find((u) => u.username === user)?.clientIdPattern ?? auth.clientIdPattern;
-    if (glob === undefined) return null;
-    let re = this.patternCache.get(user);
-    if (re === undefined || re.glob !== glob) {
-      re = { glob, re: globRegExp(glob, user) };
-      if (this.patternCache.size >= 10_000) this.patternCache.clear();
-      this.patternCache.set(user, re);
-    }
-    return re.re;
+    return this.clientIds.pattern(this.config.auth, user);
   }
-  private readonly patternCache = new Map<string, { glob: string; re: RegExp }>();
+  private readonly clientIds = new ClientIdPatterns();
 
   /** A Client ID no session has (for Assigned Client Identifiers, [MQTT-3.2.2-16] 5). */
   hasSession(clientId: string): boolean {
@@ -362,7 +327,7 @@ export class Broker {
     if (this.sessionMap.get(s.id) === s) this.sessionMap.delete(s.id);
     const now = this.now();
     for (const d of handBack) if (!d.msg.expired(now)) this.router.deliverShared(d.group as SharedGroup<Session>, d.msg, null);
-    if (will !== null) this.publishWill(will, s.id, s.acl);
+    if (will !== null) publishWill(this, will, s.id, s.acl);
   }
 
   /** A restored session joins the broker with its subscriptions (restore.ts). */
@@ -512,20 +477,7 @@ export class Broker {
     s.will = null;
     s.willAt = 0;
     this.journal.saveSession(s);
-    this.publishWill(will, s.id, s.acl);
-  }
-
-  private publishWill(will: Will, clientId: string, acl: ClientAcl | null): void {
-    if (acl !== null && !acl.canPublish(will.topic)) {
-      // Checked when the will would be published, with the rules in force then.
-      this.drops.count(Drop.Acl, clientId);
-      if (log.debugEnabled) log.debug("will denied by the ACL; dropped", { client: clientId, topic: will.topic });
-      return;
-    }
-    const now = this.now();
-    const msg = new Message(will.topic, will.payload, will.qos, will.retain, will.props, will.expiry >= 0 ? now + will.expiry * 1000 : 0, clientId);
-    if (log.debugEnabled) log.debug("publishing will", { client: clientId, topic: will.topic });
-    this.publish(msg, null);
+    publishWill(this, will, s.id, s.acl);
   }
 
   // ---- batches and time --------------------------------------------------
@@ -590,16 +542,7 @@ export class Broker {
    * stay pending in the store and resume after a restart.
    */
   closeAll(publishWills = true): void {
-    for (const c of this.connectionSet) {
-      const s = c.session;
-      if (c.state === State.Closed || s === null || s.conn !== c || s.will === null) continue;
-      const will = s.will;
-      if (will.delay > 0 && s.persistent) continue; // detach keeps it pending, as for any close
-      // Off the session before the close, so that detach neither fires nor stores it again.
-      s.will = null;
-      s.willAt = 0;
-      if (publishWills) this.publishWill(will, s.id, s.acl);
-    }
+    takeShutdownWills(this, this.connectionSet, publishWills);
     for (const c of this.connectionSet) {
       if (c.state !== State.Closed) c.close("server shutting down", RC.SERVER_SHUTTING_DOWN);
     }
