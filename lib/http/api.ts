@@ -18,7 +18,7 @@ import type { Session } from "../session.ts";
 import type { Subscription } from "../topic-tree.ts";
 import { VERSION } from "../version.ts";
 import { type HttpContext, json, jsonError } from "./app.ts";
-import { HISTORY_SECONDS, liveHub } from "./live.ts";
+import { HISTORY_SECONDS, liveHub, MAX_TOPICS, TOPIC_PREVIEW } from "./live.ts";
 import { SseStream } from "./sse.ts";
 import { clientView, messageView, pageOf, paged, sessionView, subscriptionView } from "./views.ts";
 
@@ -90,9 +90,9 @@ function stats(ctx: HttpContext): Response {
 
 // ---- clients and sessions ----------------------------------------------------
 
-/** `?q=`: sessions whose Client ID or user name contains it (case-insensitive), sorted by Client ID. */
-function sessionsMatching(b: Broker, url: URL, online: boolean | null): Session[] {
-  const q = (url.searchParams.get("q") ?? "").toLowerCase();
+/** Sessions whose Client ID or user name contains `query` (`?q=`, case-insensitive), sorted by Client ID. */
+function sessionsMatching(b: Broker, query: string, online: boolean | null): Session[] {
+  const q = query.toLowerCase();
   const out: Session[] = [];
   for (const s of b.sessions.values()) {
     if (online !== null && (s.conn !== null) !== online) continue;
@@ -105,7 +105,7 @@ function sessionsMatching(b: Broker, url: URL, online: boolean | null): Session[
 function listClients(ctx: HttpContext): Response {
   const page = pageOf(ctx.url);
   if (typeof page === "string") return jsonError(400, page);
-  return json(paged(sessionsMatching(ctx.broker, ctx.url, true), page, (s) => clientView(s.conn!)));
+  return json(paged(sessionsMatching(ctx.broker, ctx.url.searchParams.get("q") ?? "", true), page, (s) => clientView(s.conn!)));
 }
 
 function onlineSession(b: Broker, id: string): Session | null {
@@ -134,7 +134,7 @@ function listSessions(ctx: HttpContext): Response {
   if (typeof page === "string") return jsonError(400, page);
   const state = ctx.url.searchParams.get("state");
   if (state !== null && state !== "online" && state !== "offline") return jsonError(400, "state: expected online or offline");
-  return json(paged(sessionsMatching(ctx.broker, ctx.url, state === null ? null : state === "online"), page, sessionView));
+  return json(paged(sessionsMatching(ctx.broker, ctx.url.searchParams.get("q") ?? "", state === null ? null : state === "online"), page, sessionView));
 }
 
 function oneSession(ctx: HttpContext, _req: Request, id: string): Response {
@@ -160,7 +160,7 @@ function listSubscriptions(ctx: HttpContext): Response {
   const client = ctx.url.searchParams.get("client");
   const q = ctx.url.searchParams.get("q") ?? "";
   const subs: Subscription<Session>[] = [];
-  const sessions = client !== null ? [ctx.broker.sessions.get(client)].filter((s) => s !== undefined) : sessionsMatching(ctx.broker, new URL("http://x/"), null);
+  const sessions = client !== null ? [ctx.broker.sessions.get(client)].filter((s) => s !== undefined) : sessionsMatching(ctx.broker, "", null);
   for (const s of sessions) for (const sub of s.subs.values()) if (q === "" || sub.filter.includes(q)) subs.push(sub);
   return json(paged(subs, page, subscriptionView));
 }
@@ -257,8 +257,8 @@ function topics(ctx: HttpContext): Response {
   const now = Date.now();
   for (const filter of ["#", "$SYS/#"]) {
     for (const m of ctx.broker.retainedMatching(filter)) {
-      if (m === null || m.expired(now) || seen.has(m.topic) || list.length >= 10_000) continue;
-      list.push({ ...messageView(m, 256), at: null, count: 0 });
+      if (m === null || m.expired(now) || seen.has(m.topic) || list.length >= MAX_TOPICS) continue;
+      list.push({ ...messageView(m, TOPIC_PREVIEW), at: null, count: 0 });
     }
   }
   return json({ items: list, untracked: hub.untracked });

@@ -12,10 +12,11 @@
  * The topic table is bounded, and each stream's share of messages is
  * capped per second; what is left out is counted, never queued.
  */
+import { matches } from "../acl.ts";
 import type { Broker } from "../broker.ts";
 import type { ConnectedEvent, DisconnectedEvent, RefusedEvent, TakeoverEvent } from "../events.ts";
 import type { Message } from "../message.ts";
-import { reasonName } from "../protocol/reason-codes.ts";
+import { RC, reasonName } from "../protocol/reason-codes.ts";
 import type { SseStream } from "./sse.ts";
 import { iso, messageView, payloadView } from "./views.ts";
 
@@ -26,7 +27,7 @@ export const MAX_TOPICS = 10_000;
 /** Recent client events kept for a page that opens. */
 const MAX_EVENTS = 200;
 /** Bytes of payload shown in the topic tree. */
-const PREVIEW = 256;
+export const TOPIC_PREVIEW = 256;
 /** Bytes of payload sent to a watch stream. */
 const WATCH_PREVIEW = 4096;
 /** Messages a watch stream gets per second at most; more are counted as skipped. */
@@ -196,7 +197,7 @@ export class LiveHub {
     let levels: string[] | null = null;
     for (const w of this.watches) {
       levels ??= msg.topic.split("/");
-      if (!topicMatches(w.levels, levels)) continue;
+      if (!matches(w.levels, levels)) continue; // [MQTT-4.7.1-2], [MQTT-4.7.2-1]
       if (w.sent >= WATCH_PER_SECOND) {
         w.skipped++;
         continue;
@@ -207,7 +208,7 @@ export class LiveHub {
   };
 
   private topicView(e: TopicEntry): Record<string, unknown> {
-    return { topic: e.topic, qos: e.qos, retain: e.retain, at: iso(e.at), count: e.count, ...payloadView(e.msg.payload, PREVIEW) };
+    return { topic: e.topic, qos: e.qos, retain: e.retain, at: iso(e.at), count: e.count, ...payloadView(e.msg.payload, TOPIC_PREVIEW) };
   }
 
   private tick(): void {
@@ -272,7 +273,7 @@ export class LiveHub {
   private onDisconnected(e: DisconnectedEvent): void {
     if (!e.wasActive) return;
     const code = e.reason;
-    if (code === 0x8e) return; // shown once, as the takeover
+    if (code === RC.SESSION_TAKEN_OVER) return; // shown once, as the takeover
     this.push({ type: "disconnected", at: iso(Date.now()), client: e.clientId, address: e.conn.remote, why: e.why, reasonCode: code ?? null, reason: code === undefined ? null : reasonName(code) });
   }
 
@@ -281,21 +282,6 @@ export class LiveHub {
   }
 
   private onTakeover(e: TakeoverEvent): void {
-    this.push({ type: "takeover", at: iso(Date.now()), client: e.clientId, oldAddress: e.oldRemote, newAddress: e.newRemote, reasonCode: 0x8e, reason: reasonName(0x8e) });
+    this.push({ type: "takeover", at: iso(Date.now()), client: e.clientId, oldAddress: e.oldRemote, newAddress: e.newRemote, reasonCode: RC.SESSION_TAKEN_OVER, reason: reasonName(RC.SESSION_TAKEN_OVER) });
   }
-}
-
-/**
- * MQTT topic matching on split levels ([MQTT-4.7.1-2], [MQTT-4.7.1-3]); a
- * filter starting with a wildcard does not match `$` topics ([MQTT-4.7.2-1]).
- */
-export function topicMatches(filter: readonly string[], topic: readonly string[]): boolean {
-  if ((filter[0] === "#" || filter[0] === "+") && topic[0]!.startsWith("$")) return false;
-  for (let i = 0; i < filter.length; i++) {
-    const f = filter[i]!;
-    if (f === "#") return true;
-    if (i >= topic.length) return false;
-    if (f !== "+" && f !== topic[i]) return false;
-  }
-  return filter.length === topic.length;
 }
