@@ -4,7 +4,10 @@
  * directory (the repository's dist/ is neither needed nor touched). The
  * binary then runs like the source: listening line with the real port, an
  * MQTT.js publish/subscribe round trip, exit 0 on SIGTERM; and its TLS and
- * WebSocket listeners serve MQTT.js (certificates made with openssl).
+ * WebSocket listeners serve MQTT.js (certificates made with openssl); its
+ * http listener serves /healthz, /metrics and the dashboard page, script
+ * and stylesheet from inside the file, run from a directory with nothing
+ * else in it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -141,6 +144,33 @@ describe("compiled executable", () => {
         }
       } finally {
         await b.kill();
+      }
+    },
+    30_000,
+  );
+
+  test(
+    "its http listener serves /healthz, /metrics and the dashboard (page, script, stylesheet) from inside the file",
+    async () => {
+      if (buildCode !== 0) throw new Error(`build failed (exit ${buildCode}):\n${buildLog}`);
+      const empty = mkdtempSync(join(tmpdir(), "bunmq-compiled-cwd-"));
+      const cfg = join(dir, "http.json");
+      writeFileSync(cfg, JSON.stringify({ persistence: { path: ":memory:" }, listeners: [{ port: 0 }, { port: 0, protocol: "http" }], sys: { interval: 1 } }));
+      const b = new BrokerProcess(Bun.spawn([exe, "--config", cfg], { cwd: empty, stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
+      try {
+        const base = (await b.waitStdout(/listening on (http:\/\/\S+)\//))[1]!;
+        expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: "ok" });
+        expect(await (await fetch(`${base}/metrics`)).text()).toContain("bunmq_info{version=");
+        const page = await fetch(`${base}/`);
+        expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+        expect(await page.text()).toContain('<script src="/dashboard.js"');
+        const js = await (await fetch(`${base}/dashboard.js`)).text();
+        expect(js).toContain("new EventSource(\"/api/v1/events\")");
+        expect(js).not.toMatch(/:\s*(HTMLElement|string)\b\s*[,)=]/); // transpiled: no type annotations left
+        expect(await (await fetch(`${base}/dashboard.css`)).text()).toContain(":root");
+      } finally {
+        await b.kill();
+        rmSync(empty, { recursive: true, force: true });
       }
     },
     30_000,
