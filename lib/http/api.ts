@@ -18,7 +18,7 @@ import type { Session } from "../session.ts";
 import type { Subscription } from "../topic-tree.ts";
 import { VERSION } from "../version.ts";
 import { type HttpContext, json, jsonError } from "./app.ts";
-import { HISTORY_SECONDS, liveHub, MAX_TOPICS, TOPIC_PREVIEW } from "./live.ts";
+import { HISTORY_SECONDS, liveHub, MAX_STREAMS, MAX_TOPICS, TOPIC_PREVIEW } from "./live.ts";
 import { SseStream } from "./sse.ts";
 import { clientView, messageView, pageOf, paged, sessionView, subscriptionView } from "./views.ts";
 
@@ -271,6 +271,7 @@ function history(ctx: HttpContext): Response {
 /** The dashboard's stream: a hello with the recent events, then stats each second, client events, changed topics. */
 function events(ctx: HttpContext, req: Request): Response {
   const hub = liveHub(ctx.broker);
+  if (hub.full) return tooManyStreams();
   const s = new SseStream();
   ctx.server.timeout(req, 0); // a stream outlives the server's idle timeout
   hub.addStream(s);
@@ -283,9 +284,15 @@ function watch(ctx: HttpContext, req: Request): Response {
   const filter = ctx.url.searchParams.get("filter") ?? "";
   const max = ctx.broker.limits.maxTopicLevels;
   if (!isValidFilter(filter, max) || parseSharedFilter(filter, max) !== null) return jsonError(400, `filter: ${JSON.stringify(filter)} is not a valid topic filter`);
+  const hub = liveHub(ctx.broker);
+  if (hub.full) return tooManyStreams();
   const s = new SseStream();
   ctx.server.timeout(req, 0);
-  liveHub(ctx.broker).addWatch(s, filter);
+  hub.addWatch(s, filter);
   s.send("watching", { filter });
   return s.response;
+}
+
+function tooManyStreams(): Response {
+  return new Response(JSON.stringify({ error: `${MAX_STREAMS} event streams are open already; close one` }), { status: 503, headers: { "Content-Type": "application/json; charset=utf-8", "Retry-After": "5" } });
 }

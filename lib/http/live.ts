@@ -32,6 +32,8 @@ export const TOPIC_PREVIEW = 256;
 const WATCH_PREVIEW = 4096;
 /** Messages a watch stream gets per second at most; more are counted as skipped. */
 const WATCH_PER_SECOND = 200;
+/** Open streams (dashboards and watches together) at most: each holds a backlog, so they are bounded too. */
+export const MAX_STREAMS = 64;
 /** Changed topics sent per second at most (the rest go in later seconds). */
 const TOPICS_PER_TICK = 500;
 
@@ -100,6 +102,11 @@ export class LiveHub {
     this.last = { msgsIn: m.totalMsgsIn, msgsOut: m.totalMsgsOut, bytesIn: m.totalBytesIn, bytesOut: m.totalBytesOut };
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref?.();
+  }
+
+  /** Room for one more stream (MAX_STREAMS). */
+  get full(): boolean {
+    return this.streams.size + this.watches.size >= MAX_STREAMS;
   }
 
   /** A stream for the dashboard: stats every second, client events, changed topics. */

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { liveHub } from "../../lib/http/live.ts";
 import type { RunningBroker } from "../../lib/server.ts";
 import { portOf, startTestBroker, waitFor } from "../helpers/broker.ts";
 import { connectClient, type TestClient } from "../helpers/clients.ts";
@@ -414,6 +415,23 @@ describe("streams and history", () => {
     s.close();
     // Once every stream is closed the broker stops tapping messages.
     await waitFor(() => rb.broker.tap === null, 3000, "tap off");
+  });
+
+  test("at most 64 streams are open at once: the next gets 503 with Retry-After; closing one makes room", async () => {
+    const streams = [];
+    for (let i = 0; i < 64; i++) streams.push(await sse(i % 2 === 0 ? "/events" : "/watch?filter=%23"));
+    expect(streams.every((s) => s.status === 200)).toBe(true);
+    const over = await fetch(`${base}/events`);
+    expect(over.status).toBe(503);
+    expect(over.headers.get("retry-after")).toBe("5");
+    expect((await fetch(`${base}/watch?filter=a`)).status).toBe(503);
+    streams.pop()!.close();
+    await waitFor(() => !liveHub(rb.broker).full, 3000, "a stream closed");
+    const again = await sse("/events");
+    expect(again.status).toBe(200);
+    again.close();
+    for (const s of streams) s.close();
+    await waitFor(() => rb.broker.tap === null, 3000, "every stream closed");
   });
 
   test("GET /api/v1/history: one sample a second with message and byte rates", async () => {
