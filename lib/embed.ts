@@ -14,10 +14,13 @@ import { startBroker as startRunning } from "./server.ts";
 export type { BrokerStats } from "./broker.ts";
 export { ConfigError } from "./config.ts";
 
-type DeepPartial<T> = T extends readonly (infer U)[] ? readonly DeepPartial<U>[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
-
-/** What the config file takes (every key optional), plus the first listener's port and host. */
-export type EmbedOptions = DeepPartial<ConfigInput> & {
+/**
+ * What the config file takes, typed as zod's input side: every key with a
+ * default is optional at every depth, and what the file requires (a user's
+ * password, a TLS cert) is required here too. Plus the first listener's port
+ * and host.
+ */
+export type EmbedOptions = ConfigInput & {
   /** Port of the first listener (default 1883; 0 picks a free one, read it back from `port`). */
   port?: number;
   /** Address of the first listener (default 127.0.0.1). */
@@ -46,15 +49,19 @@ export interface EmbeddedBroker {
 export async function startBroker(options: EmbedOptions = {}): Promise<EmbeddedBroker> {
   const { port, host, ...rest } = options;
   const input: Record<string, unknown> = { ...rest, persistence: { path: ":memory:", ...(rest.persistence ?? {}) } };
-  const listeners = (rest.listeners as Record<string, unknown>[] | undefined)?.map((l) => ({ ...l })) ?? [{}];
-  if (listeners.length === 0) listeners.push({});
+  // Copies: the caller's objects are not modified. An empty list stays empty
+  // unless port/host ask for a listener, so that parseConfig reports it.
+  const listeners: Record<string, unknown>[] = rest.listeners?.map((l) => ({ ...l })) ?? [{}];
+  if (listeners.length === 0 && (port !== undefined || host !== undefined)) listeners.push({});
   if (port !== undefined) listeners[0]!.port = port;
   if (host !== undefined) listeners[0]!.host = host;
   input.listeners = listeners;
   const config = parseConfig(input, "startBroker options");
   configureLog({ level: config.logLevel, format: config.logFormat, file: config.logFile ?? null });
   const rb = await startRunning(config);
-  const mqtt = rb.addresses.find((a) => a.protocol === "mqtt" || a.protocol === "mqtts" || a.protocol === "ws" || a.protocol === "wss") ?? rb.addresses[0]!;
+  // mqtt:// first (what a test suite's client connects to), then any other MQTT transport, then whatever listener there is.
+  const a = rb.addresses;
+  const mqtt = a.find((x) => x.protocol === "mqtt") ?? a.find((x) => x.protocol !== "http") ?? a[0]!;
   let stopped: Promise<void> | null = null;
   return {
     port: rb.port,

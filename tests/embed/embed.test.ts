@@ -4,8 +4,9 @@
  * (tests/embed/fixture) whose node_modules links this repository, its own
  * `bun test` run as a subprocess. And startBroker's options in-process:
  * partial nested options keep the other defaults, a bad option throws
- * ConfigError naming the field, port/host shorthand, "silent" writes
- * nothing, an explicit SQLite path persists across stop and start.
+ * ConfigError naming the field, port/host shorthand, which listener `url`
+ * names, "silent" writes nothing, an explicit SQLite path persists across
+ * stop and start.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -72,6 +73,19 @@ describe("startBroker options", () => {
     } finally {
       await b.stop();
     }
+  });
+
+  test("url is the first mqtt:// listener even when another transport comes first; an empty listener list is refused as in the file", async () => {
+    const b = await startBroker({ logLevel: "silent", listeners: [{ protocol: "ws", port: 0 }, { port: 0 }] });
+    try {
+      expect(b.port).toBe(b.addresses[0]!.port);
+      expect(b.url).toBe(`mqtt://127.0.0.1:${b.addresses[1]!.port}`);
+    } finally {
+      await b.stop();
+    }
+    const err = await startBroker({ listeners: [] }).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toContain("listeners");
   });
 
   test('logLevel "silent": nothing on stderr, even for a refused client', async () => {
