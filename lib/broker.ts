@@ -12,6 +12,7 @@
  * journal.ts, the end of each batch batch.ts, timers housekeeping.ts.
  */
 import type { AccessControl } from "./acl.ts";
+import type { BridgeStatus } from "./bridge/bridge.ts";
 import { loadAccessControl } from "./acl-file.ts";
 import { Admission, Refusal } from "./admission.ts";
 import { Authenticator } from "./auth.ts";
@@ -39,7 +40,7 @@ import { restore } from "./restore.ts";
 import { RetainedSender } from "./retained-sender.ts";
 import { RetainedStore } from "./retained.ts";
 import { Routed, Router } from "./router.ts";
-import { Session } from "./session.ts";
+import { BRIDGE_SESSION_PREFIX, Session } from "./session.ts";
 import { publishWill, takeShutdownWills } from "./wills.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { type SharedGroup, Subscription } from "./topic-tree.ts";
@@ -90,6 +91,8 @@ export class Broker {
   readonly events = new BrokerEvents();
   /** The $SYS publisher (sys.ts), once started; bridges add their topics to it. */
   sys: SysPublisher | null = null;
+  /** The state and counters of each bridge (set by bridge/manager.ts), for metrics and the API. */
+  bridgeStatus: () => BridgeStatus[] = () => [];
   /**
    * Sees every published message while a dashboard stream is open
    * (http/live.ts), else null: the hot path pays one null check.
@@ -227,7 +230,26 @@ export class Broker {
    */
   setIdentity(s: Session, username: string | undefined): void {
     s.username = username;
-    s.acl = this.acl.enabled ? this.acl.forClient(username, s.id) : null;
+    // A bridge's session forwards what its config names; the ACL is for clients.
+    s.acl = this.acl.enabled && !s.id.startsWith(BRIDGE_SESSION_PREFIX) ? this.acl.forClient(username, s.id) : null;
+  }
+
+  /**
+   * The local session of a bridge (`$bridge/NAME`): the restored one, or a
+   * new persistent one that never expires, written to the store at once so
+   * that what it queues survives a crash (bridge/bridge.ts).
+   */
+  bridgeSession(id: string): Session {
+    let s = this.sessionMap.get(id);
+    if (s === undefined) {
+      s = new Session(id);
+      this.sessionMap.set(id, s);
+    }
+    s.expiryInterval = 0xffffffff;
+    s.expiresAt = 0;
+    this.setIdentity(s, undefined);
+    this.journal.saveSession(s);
+    return s;
   }
 
   /** The Client IDs `user` may connect with (its clientIdPattern, else auth.clientIdPattern, %u filled in), or null for any. */

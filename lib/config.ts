@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
+import { BridgesSchema, resolveBridgePaths } from "./bridge/config.ts";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
@@ -338,6 +339,8 @@ export const ConfigSchema = z.strictObject({
   sys: Sys.default(() => Sys.parse({})),
   http: Http.default(() => Http.parse({})),
   shutdown: Shutdown.default(() => Shutdown.parse({})),
+  /** Upstream brokers that topics are forwarded to and from (bridge/config.ts). */
+  bridges: BridgesSchema.default([]),
 }).superRefine((c, ctx) => {
   c.listeners.forEach((l, i) => {
     if (l.protocol === "http" && c.http.token === undefined && !isLoopback(l.host)) {
@@ -382,6 +385,7 @@ export function parseConfig(input: unknown, source = "config", baseDir = process
   if (result.data.logFile !== undefined) result.data.logFile = resolve(baseDir, result.data.logFile);
   if (auth.passwordFile !== undefined) auth.passwordFile = resolve(baseDir, auth.passwordFile);
   if (auth.aclFile !== undefined) auth.aclFile = resolve(baseDir, auth.aclFile);
+  resolveBridgePaths(result.data.bridges, baseDir);
   for (const l of result.data.listeners) {
     const t = l.tls;
     if (t === undefined) continue;

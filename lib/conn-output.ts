@@ -17,7 +17,7 @@ import type { OutboundAliases } from "./topic-aliases.ts";
 import type { Transport } from "./transport.ts";
 
 /** The header of the PUBLISH being encoded; one for all connections (encoding is synchronous). */
-const HDR: PublishHeader = { v5: false, qos: 0, packetId: 0, dup: false, retain: false, subIds: null, alias: 0, sendTopic: true, maxSize: 0, now: 0 };
+const HDR: PublishHeader = { v5: false, qos: 0, packetId: 0, dup: false, retain: false, subIds: null, alias: 0, sendTopic: true, maxSize: 0, now: 0, topic: null };
 
 export abstract class ConnectionOutput {
   state = State.New;
@@ -37,6 +37,12 @@ export abstract class ConnectionOutput {
   maxOutPacket = 268_435_460;
   /** Topic Aliases we bind, when the client allows them ([MQTT-3.1.2-26]), else null. */
   aliasesOut: OutboundAliases | null = null;
+  /**
+   * The topic a PUBLISH is sent under, when it is not the message's own (a
+   * bridge's uplink maps local topics to remote ones, bridge/uplink.ts), or
+   * null: the hot path pays one null check.
+   */
+  topicMap: ((msg: Message) => Buffer) | null = null;
 
   constructor(
     readonly transport: Transport,
@@ -116,6 +122,7 @@ export abstract class ConnectionOutput {
   private encodePublish(msg: Message, h: PublishHeader): boolean {
     h.v5 = this.v5;
     h.maxSize = this.maxOutPacket;
+    h.topic = this.topicMap === null ? null : this.topicMap(msg);
     const aliases = this.aliasesOut;
     h.alias = 0;
     h.sendTopic = true;

@@ -46,6 +46,14 @@ import type { PublishLimiter } from "./rate-limit.ts";
 
 export { State } from "./conn-state.ts";
 
+/** What a bridge's upstream connection adds to the dispatch (bridge/uplink.ts). */
+export interface UplinkHooks {
+  /** A frame from the upstream: true when it was handled here (CONNACK, SUBACK, PINGRESP, ...), false for the normal handlers. */
+  intercept(type: number, flags: number, buf: Buffer, body: number, end: number, frame: number): boolean;
+  /** The local topic of a PUBLISH from the upstream, or null to acknowledge and drop it (no topic entry, an echo). */
+  inbound(topic: string, buf: Buffer, payloadStart: number, end: number): string | null;
+}
+
 const EMPTY_CHUNK = Buffer.alloc(0);
 
 /** Why reading is paused (a bit set: reading resumes when none is left). */
@@ -106,6 +114,16 @@ export class Connection extends ConnectionOutput implements TopicCache {
 
   /** Counted by admission.ts as a socket that has not finished CONNECT. */
   unauthenticated = false;
+
+  /**
+   * Set on a bridge's connection to its upstream (bridge/uplink.ts): this
+   * side is the client. It takes the server-to-client packets and maps
+   * the topics of incoming PUBLISHes; null on every client connection.
+   */
+  uplink: UplinkHooks | null = null;
+
+  /** The client announced itself as a bridge (protocol level | 0x80): its subscriptions are No Local and Retain As Published, as in Mosquitto. */
+  bridgePeer = false;
 
   /** The user name this connection authenticated as (CONNECT, enhanced authentication, or the certificate's CN), or undefined. */
   username: string | undefined = undefined;

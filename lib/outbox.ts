@@ -86,9 +86,12 @@ export class Outbox {
     const q = s.queue;
     const lim = this.broker.limits;
     const len = d.msg.payload.length;
-    if (q.length >= lim.maxQueuedMessages || q.bytes + len > lim.maxQueuedBytes) {
+    const qb = s.queueBound; // a bridge's own bounds, else the limits
+    const maxMessages = qb === null ? lim.maxQueuedMessages : qb.maxMessages;
+    const maxBytes = qb === null ? lim.maxQueuedBytes : qb.maxBytes;
+    if (q.length >= maxMessages || q.bytes + len > maxBytes) {
       const conn = s.conn;
-      const hard = q.length >= 2 * lim.maxQueuedMessages || q.bytes + len > 2 * lim.maxQueuedBytes;
+      const hard = q.length >= 2 * maxMessages || q.bytes + len > 2 * maxBytes;
       if (conn === null || s.stuck || hard) {
         s.dropped++;
         this.broker.drops.count(Drop.QueueFull, s.id);
@@ -177,7 +180,8 @@ export class Outbox {
     this.broker.stalls++;
     const lim = this.broker.limits;
     const q = s.queue;
-    const cut = q.trimTo(lim.maxQueuedMessages, lim.maxQueuedBytes);
+    const qb = s.queueBound;
+    const cut = qb === null ? q.trimTo(lim.maxQueuedMessages, lim.maxQueuedBytes) : q.trimTo(qb.maxMessages, qb.maxBytes);
     for (const d of cut) {
       s.dropped++;
       this.broker.drops.count(Drop.QueueFull, s.id);
@@ -221,7 +225,8 @@ export class Outbox {
       }
     }
     const lim = this.broker.limits;
-    if ((s.stuck || s.blockers !== null) && q.length * 2 <= lim.maxQueuedMessages && q.bytes * 2 <= lim.maxQueuedBytes) {
+    const qb = s.queueBound;
+    if ((s.stuck || s.blockers !== null) && q.length * 2 <= (qb === null ? lim.maxQueuedMessages : qb.maxMessages) && q.bytes * 2 <= (qb === null ? lim.maxQueuedBytes : qb.maxBytes)) {
       s.stuck = false;
       this.unblock(s);
     }

@@ -24,6 +24,7 @@ import { defaultAuthMethods } from "./enhanced-auth.ts";
 import type { TlsReload } from "./listeners.ts";
 import { log, setLogLevel } from "./log.ts";
 import { RC } from "./protocol/reason-codes.ts";
+import type { Bridges } from "./bridge/manager.ts";
 
 export interface ReloadResult {
   /** False when the new config was refused (`error` says why); the old one stays. */
@@ -39,12 +40,14 @@ export interface ReloadResult {
 }
 
 /** Sections applied live; every other top-level key needs a restart. */
-const LIVE_KEYS = new Set(["auth", "logLevel"]);
+const LIVE_KEYS = new Set(["auth", "logLevel", "bridges"]);
 
 /** The broker and what can reload its certificates (RunningBroker). */
 export interface Reloadable {
   broker: Broker;
   reloadTls(): TlsReload[];
+  /** The bridges, reconciled with the new `bridges[]`. */
+  bridges?: Bridges;
 }
 
 export function applyConfig(running: Reloadable, next: Config): ReloadResult {
@@ -83,7 +86,7 @@ export function applyConfig(running: Reloadable, next: Config): ReloadResult {
   if (prev.auth.clientIdOwnership !== next.auth.clientIdOwnership) result.changes.push(`clientIdOwnership: ${next.auth.clientIdOwnership}`);
   if (prev.auth.clientIdPattern !== next.auth.clientIdPattern) result.changes.push(`clientIdPattern: ${next.auth.clientIdPattern ?? "(none)"}`);
 
-  broker.config = Object.freeze({ ...prev, auth: next.auth, logLevel: next.logLevel });
+  broker.config = Object.freeze({ ...prev, auth: next.auth, logLevel: next.logLevel, bridges: next.bridges });
   broker.auth = auth;
   broker.acl = acl;
   for (const [name, method] of defaultAuthMethods(next.auth)) broker.authMethods.set(name, method);
@@ -107,6 +110,9 @@ export function applyConfig(running: Reloadable, next: Config): ReloadResult {
     result.changes.push(`logLevel: ${next.logLevel}`);
     setLogLevel(next.logLevel);
   }
+
+  // Bridges: added, removed, restarted when changed (their queues are kept).
+  if (running.bridges !== undefined) result.changes.push(...running.bridges.reload(next.bridges));
 
   // Certificates: re-read from the files the listeners were started with.
   result.tls = running.reloadTls();

@@ -19,6 +19,7 @@ import { applyConfig, type ReloadResult } from "./reload.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store-sqlite.ts";
 import { SysPublisher } from "./sys.ts";
+import { Bridges } from "./bridge/manager.ts";
 
 /** Housekeeping period: timeouts resolve to within this much. */
 const TICK_MS = 250;
@@ -39,6 +40,8 @@ export interface RunningBroker {
    * old config staying, when a part of it fails (`applied: false`).
    */
   reload(next: Config): ReloadResult;
+  /** The configured bridges (bridge/manager.ts). */
+  bridges: Bridges;
   stop(): Promise<void>;
 }
 
@@ -68,6 +71,9 @@ export async function startBroker(config: Config, store: Store = openStore(confi
   broker.listenerInfos = listeners.infos;
   const sys = new SysPublisher(broker, config.sys.interval);
   broker.sys = sys;
+  // Bridges after the listeners and $SYS (they add their topics to it), before clients arrive.
+  const bridges = new Bridges(broker);
+  bridges.start(config.bridges);
   guarded("$SYS update", () => sys.start());
   broker.metrics.startLagProbe();
   // Timer callbacks are guarded: a throw is logged and the timer keeps running.
@@ -84,7 +90,8 @@ export async function startBroker(config: Config, store: Store = openStore(confi
     listeners: listeners.infos,
     port: listeners.infos[0]!.port,
     reloadTls: () => listeners.reloadTls(),
-    reload: (next: Config) => applyConfig({ broker, reloadTls: () => listeners.reloadTls() }, next),
+    bridges,
+    reload: (next: Config) => applyConfig({ broker, reloadTls: () => listeners.reloadTls(), bridges }, next),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -94,6 +101,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
       clearInterval(timer);
       if (flusher) clearInterval(flusher);
       listeners.stop(false, true);
+      bridges.stop(); // normal DISCONNECT upstream, before the clients' wills and closes
       broker.closeAll(config.shutdown.publishWills);
       // Let the final DISCONNECTs leave before the sockets are torn down.
       await Bun.sleep(20);

@@ -12,6 +12,9 @@ import type { Delivery, QoS } from "./message.ts";
 import type { RetainedJob } from "./retained-sender.ts";
 import type { Subscription } from "./topic-tree.ts";
 
+/** Client IDs of the local sessions of bridges (`$bridge/NAME`), reserved: clients cannot use them. */
+export const BRIDGE_SESSION_PREFIX = "$bridge/";
+
 export interface Will {
   topic: string;
   payload: Buffer;
@@ -233,6 +236,8 @@ export class Session {
   username: string | undefined = undefined;
   /** Topic access for (username, id), or null when no ACL rule exists (Broker.setIdentity). */
   acl: ClientAcl | null = null;
+  /** Bounds of this session's queue when not limits.maxQueuedMessages / maxQueuedBytes (a bridge's `queue`), or null. */
+  queueBound: { maxMessages: number; maxBytes: number } | null = null;
   /** Routing scratch: the route pass that last reached this session, and its index. */
   routeMark = 0;
   routeIndex = 0;

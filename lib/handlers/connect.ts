@@ -25,6 +25,7 @@ import { topicNameError } from "../protocol/validate.ts";
 import type { Will } from "../session.ts";
 import { OutboundAliases } from "../topic-aliases.ts";
 import { PublishLimiter } from "../rate-limit.ts";
+import { BRIDGE_SESSION_PREFIX } from "../session.ts";
 
 /** Decode a CONNECT frame; an unsupported protocol level gets CONNACK 0x01 in 3.1.1 form ([MQTT-3.1.2-2]). */
 export function onConnectFrame(conn: Connection, frame: Buffer): void {
@@ -100,7 +101,12 @@ export function handleConnect(conn: Connection, p: DecodedConnect): void {
     assigned = conn.v5;
   } else if (Buffer.byteLength(clientId, "utf8") > lim.maxClientIdLength) {
     throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, "client identifier too long"); // [MQTT-3.1.3-9] 3.1.1
+  } else if (clientId.startsWith(BRIDGE_SESSION_PREFIX)) {
+    // The sessions of this broker's own bridges: no client may take them over.
+    throw new MqttError(RC.CLIENT_IDENTIFIER_NOT_VALID, "client identifiers starting with $bridge/ are reserved"); // [MQTT-3.1.3-5]: the server may refuse
   }
+  // Mosquitto's bridge convention (protocol level | 0x80): its subscriptions get No Local.
+  conn.bridgePeer = (p as { bridgeMode?: boolean }).bridgeMode === true;
   conn.clientId = clientId;
 
   // Keep alive: v5 clients are told our maximum as Server Keep Alive ([MQTT-3.2.2-21]); 3.1.x clients above it are refused.

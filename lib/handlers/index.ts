@@ -25,6 +25,8 @@ import { handleUnsubscribe } from "./unsubscribe.ts";
  * `buf[frame..end)` the whole packet (for mqtt-packet).
  */
 export function dispatch(conn: Connection, type: number, flags: number, buf: Buffer, body: number, end: number, frame: number): void {
+  // A bridge's upstream connection: the server-to-client packets are its own (bridge/uplink.ts).
+  if (conn.uplink !== null && conn.uplink.intercept(type, flags, buf, body, end, frame)) return;
   if (type === 1) {
     if (conn.state !== State.New) throw new MqttError(RC.PROTOCOL_ERROR, "second CONNECT"); // [MQTT-3.1.0-2]
     onConnectFrame(conn, buf.subarray(frame, end));

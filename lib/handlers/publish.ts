@@ -39,6 +39,11 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
     if (bad !== 0) throw new MqttError(bad, topic.length === 0 ? "empty topic name" : "invalid topic name");
   }
 
+  // From a bridge's upstream: the local topic (prefixes swapped), or null to acknowledge and drop.
+  let local: string | null = topic;
+  const up = conn.uplink;
+  if (up !== null) local = up.inbound(topic, f.buf, f.payloadStart, f.end);
+
   const qos = f.qos;
   const id = f.packetId;
   if (qos === 2) {
@@ -51,6 +56,14 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
       throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL");
     }
   }
+
+  if (local === null) {
+    if (qos > 0) conn.ack(qos === 1 ? PUBACK : PUBREC, id);
+    if (qos === 2) s.inboundQos2.add(id); // its PUBREL gets a plain PUBCOMP
+    return;
+  }
+  const remapped = local !== topic;
+  topic = local;
 
   // Clients may not inject broker status topics (v5 §4.7.2: $ topics are the server's).
   if (topic === "$SYS" || topic.startsWith("$SYS/")) {
@@ -85,7 +98,7 @@ export function handlePublish(conn: Connection, f: PublishFields): void {
   const props = f.props !== null && keep ? Buffer.from(f.props) : f.props;
   const now = broker.now();
   const msg = new Message(topic, payload, qos, f.retain, props, f.expiry >= 0 ? now + f.expiry * 1000 : 0, conn.clientId);
-  if (f.topicBytes !== null) msg.topicBytes = f.topicBytes; // shared, never mutated
+  if (f.topicBytes !== null && !remapped) msg.topicBytes = f.topicBytes; // shared, never mutated
   if (qos === 2) {
     s.inboundQos2.add(id); // [MQTT-4.3.3-8] 5: remember the id until PUBREL
     broker.journal.addInbound(s, id);

@@ -64,8 +64,9 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
     const added = broker.subscribe(s, {
       filter: r.topic,
       qos,
-      noLocal: !!r.nl,
-      rap: !!r.rap,
+      // A 3.1.x bridge (protocol level | 0x80) gets No Local and Retain As Published, as from Mosquitto.
+      noLocal: !!r.nl || (conn.bridgePeer && shared === null),
+      rap: !!r.rap || conn.bridgePeer,
       rh: r.rh ?? 0,
       subId,
       group: shared?.group ?? null,

@@ -348,6 +348,8 @@ export interface PublishHeader {
   sendTopic: boolean;
   /** The client's Maximum Packet Size. */
   maxSize: number;
+  /** Topic bytes to send instead of the message's (a bridge's remote topic), or null. */
+  topic: Buffer | null;
   /** For the remaining Message Expiry Interval. */
   now: number;
 }
@@ -364,7 +366,7 @@ export interface PublishHeader {
  */
 export function writePublish(out: Output, msg: Message, h: PublishHeader): boolean {
   const { v5, qos, packetId, dup, retain, subIds, alias, sendTopic, maxSize, now } = h;
-  const topic = sendTopic ? msg.bytesOfTopic() : null;
+  const topic = sendTopic ? (h.topic ?? msg.bytesOfTopic()) : null;
   const tlen = topic === null ? 0 : topic.length;
   let rl = 2 + tlen + (qos > 0 ? 2 : 0) + msg.payload.length;
   let plen = 0;

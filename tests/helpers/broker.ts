@@ -49,6 +49,9 @@ export function useTestBroker(overrides: DeepPartial<ConfigInput> = {}): Running
     get listeners() {
       return live().listeners;
     },
+    get bridges() {
+      return live().bridges;
+    },
     reloadTls: () => live().reloadTls(),
     reload: (next) => live().reload(next),
     stop: () => live().stop(),

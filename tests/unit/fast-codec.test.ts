@@ -39,7 +39,7 @@ function wp(
   maxSize: number,
   now: number,
 ): boolean {
-  return writePublish(out, m, { v5, qos, packetId, dup, retain, subIds, alias, sendTopic, maxSize, now });
+  return writePublish(out, m, { v5, qos, packetId, dup, retain, subIds, alias, sendTopic, maxSize, now, topic: null });
 }
 
 type Ver = 4 | 5;

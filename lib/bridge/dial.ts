@@ -1,0 +1,252 @@
+/**
+ * @module bridge/dial
+ * Opening a bridge's byte stream to its upstream: TCP and TLS with
+ * `Bun.connect`, WebSocket (subprotocol "mqtt", MQTT 3.1.1 §6 / 5 §6) with
+ * Bun's WebSocket client. Each gives a `Transport`, the seam `Connection`
+ * reads and writes through, so the upstream connection is framed, flushed
+ * and held back exactly like a client's. Nothing MQTT-specific here.
+ *
+ * `dial` resolves once bytes can flow (after the TLS handshake, after the
+ * WebSocket upgrade) and rejects with a one-line reason otherwise. The
+ * caller then binds a sink (the connection) to the returned link; events
+ * before that are not expected, since the upstream speaks only after our
+ * CONNECT.
+ */
+import type { Socket, TLSOptions } from "bun";
+import { readFileSync } from "node:fs";
+import type { PeerCertificate } from "node:tls";
+import type { Transport } from "../transport.ts";
+import type { BridgeAddress, BridgeConfig } from "./config.ts";
+
+/** Where a dialed stream delivers its events (a Connection's entry points). */
+export interface LinkSink {
+  onData(chunk: Buffer): void;
+  onDrain(): void;
+  onClose(): void;
+}
+
+export interface Link {
+  transport: Transport;
+  /** Start delivering events to `sink`; a close that came before is delivered at once. */
+  bind(sink: LinkSink): void;
+}
+
+/** The TLS options of a bridge, with files read now (a reload re-reads them). */
+export function bridgeTls(b: BridgeConfig, addr: BridgeAddress): TLSOptions & { rejectUnauthorized: boolean; servername?: string } {
+  const t = b.tls;
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (err) {
+      throw new Error(`bridges ${b.name}: cannot read the ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  };
+  const o: TLSOptions & { rejectUnauthorized: boolean; servername?: string } = { rejectUnauthorized: t?.rejectUnauthorized ?? true };
+  if (t?.ca !== undefined) o.ca = read(t.ca, "CA file");
+  if (t?.cert !== undefined) o.cert = read(t.cert, "certificate");
+  if (t?.key !== undefined) o.key = read(t.key, "key");
+  if (t?.passphrase !== undefined) o.passphrase = t.passphrase;
+  o.servername = t?.servername ?? addr.host;
+  return o;
+}
+
+interface Slot {
+  sink: LinkSink | null;
+  closed: boolean;
+  /** Why the TLS handshake failed, if it did. */
+  tlsError: string | null;
+}
+
+class SocketTransport implements Transport {
+  constructor(private readonly socket: Socket<Slot>) {}
+  write(buf: Buffer, offset: number, length: number): number {
+    return this.socket.write(buf, offset, length);
+  }
+  pauseReading(): void {
+    this.socket.pause();
+  }
+  resumeReading(): void {
+    this.socket.resume();
+  }
+  shutdownWrite(): void {
+    this.socket.shutdown();
+  }
+  close(): void {
+    this.socket.end();
+  }
+  abort(): void {
+    this.socket.terminate();
+  }
+  get remoteAddress(): string {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number {
+    return this.socket.remotePort;
+  }
+  peerCertificate(): PeerCertificate | null {
+    return null;
+  }
+}
+
+function dialSocket(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, timeoutMs: number): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
+    const slot: Slot = { sink: null, closed: false, tlsError: null };
+    let settled = false;
+    let sock: Socket<Slot> | null = null;
+    const done = (err: string | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err !== null) {
+        sock?.terminate();
+        reject(new Error(err));
+        return;
+      }
+      const s = sock!;
+      resolve({
+        transport: new SocketTransport(s),
+        bind(sink) {
+          slot.sink = sink;
+          if (slot.closed) sink.onClose();
+        },
+      });
+    };
+    const timer = setTimeout(() => done(`no connection within ${timeoutMs} ms`), timeoutMs);
+    Bun.connect<Slot>({
+      hostname: addr.host,
+      port: addr.port,
+      data: slot,
+      ...(tls !== null ? { tls } : {}),
+      socket: {
+        open(s) {
+          sock = s;
+          if (tls === null) done(null);
+        },
+        handshake(s, ok, err) {
+          sock = s;
+          // Bun reports an unverified certificate as ok with an authorization error.
+          if (ok && (err === null || !tls!.rejectUnauthorized)) {
+            done(null);
+            return;
+          }
+          slot.tlsError = `TLS handshake failed: ${err?.message ?? "refused"}`;
+          done(slot.tlsError);
+        },
+        data(s, chunk) {
+          s.data.sink?.onData(chunk);
+        },
+        drain(s) {
+          s.data.sink?.onDrain();
+        },
+        close(s) {
+          s.data.closed = true;
+          if (!settled) done(s.data.tlsError ?? "connection closed during set-up");
+          else s.data.sink?.onClose();
+        },
+        error(s, err) {
+          if (!settled) done(err.message);
+        },
+        connectError(_s, err) {
+          done(err.message);
+        },
+      },
+    }).catch((err: Error) => done(err.message));
+  });
+}
+
+/**
+ * The client side of a WebSocket. Bun's client WebSocket has no drain event
+ * and cannot pause reading: writes are always taken (Bun buffers them), and
+ * the connection's own pending-output bound and drain timeout do not apply
+ * to it. A limitation of the WebSocket client API, named in README.md.
+ */
+class WsClientTransport implements Transport {
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remoteAddress: string,
+    readonly remotePort: number,
+  ) {}
+  write(buf: Buffer, offset: number, length: number): number {
+    if (this.ws.readyState !== 1) return -1;
+    this.ws.send(buf.subarray(offset, offset + length));
+    return length;
+  }
+  pauseReading(): void {}
+  resumeReading(): void {}
+  shutdownWrite(): void {
+    this.ws.close(1000);
+  }
+  close(): void {
+    this.ws.close(1000);
+  }
+  abort(): void {
+    (this.ws as WebSocket & { terminate?: () => void }).terminate?.() ?? this.ws.close();
+  }
+  peerCertificate(): PeerCertificate | null {
+    return null;
+  }
+}
+
+function dialWs(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, timeoutMs: number): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
+    const host = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+    const url = `${addr.scheme}://${host}:${addr.port}${addr.path}`;
+    let sink: LinkSink | null = null;
+    let closed = false;
+    let settled = false;
+    // Bun's constructor takes TLS options and the subprotocol list as an object.
+    const ws = new WebSocket(url, { protocols: ["mqtt"], ...(tls !== null ? { tls } : {}) } as unknown as string[]);
+    ws.binaryType = "arraybuffer";
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      ws.close();
+      reject(new Error(`no WebSocket connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.onopen = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (ws.protocol !== "mqtt") {
+        ws.close();
+        reject(new Error(`the upstream did not accept the "mqtt" WebSocket subprotocol`));
+        return;
+      }
+      resolve({
+        transport: new WsClientTransport(ws, addr.host, addr.port),
+        bind(s) {
+          sink = s;
+          if (closed) s.onClose();
+        },
+      });
+    };
+    ws.onmessage = (ev: MessageEvent) => {
+      if (typeof ev.data === "string") {
+        ws.close(1003); // text frames are not MQTT ([MQTT-6.0.0-1])
+        return;
+      }
+      sink?.onData(Buffer.from(ev.data as ArrayBuffer));
+    };
+    ws.onerror = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new Error("WebSocket connection failed"));
+    };
+    ws.onclose = (ev: CloseEvent) => {
+      closed = true;
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        reject(new Error(`WebSocket closed during set-up (code ${ev.code})`));
+        return;
+      }
+      sink?.onClose();
+    };
+  });
+}
+
+/** Open the stream to `addr`. Rejects with an Error whose message is one line. */
+export function dial(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, timeoutMs: number): Promise<Link> {
+  return addr.scheme === "ws" || addr.scheme === "wss" ? dialWs(addr, tls, timeoutMs) : dialSocket(addr, tls, timeoutMs);
+}
