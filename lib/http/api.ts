@@ -14,7 +14,7 @@ import { Message } from "../message.ts";
 import { RC } from "../protocol/reason-codes.ts";
 import { Routed } from "../router.ts";
 import { isValidFilter, parseSharedFilter, topicNameError } from "../protocol/validate.ts";
-import type { Session } from "../session.ts";
+import { BRIDGE_SESSION_PREFIX, type Session } from "../session.ts";
 import type { Subscription } from "../topic-tree.ts";
 import { VERSION } from "../version.ts";
 import { type HttpContext, json, jsonError } from "./app.ts";
@@ -50,6 +50,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/retained", run: listRetained },
   { method: "DELETE", path: "/retained", run: deleteRetained },
   { method: "POST", path: "/publish", run: publish },
+  { method: "GET", path: "/bridges", run: bridges },
   { method: "GET", path: "/topics", run: topics },
   { method: "GET", path: "/history", run: history },
   { method: "GET", path: "/events", run: events },
@@ -86,6 +87,11 @@ function index(): Response {
 function stats(ctx: HttpContext): Response {
   const b = ctx.broker;
   return json({ version: VERSION, startedAt: new Date(b.metrics.startedAt).toISOString(), ...liveHub(b).stats(), ...b.stats(), listeners: b.listenerInfos.map((l) => ({ protocol: l.protocol, url: l.url })) });
+}
+
+/** Every bridge: state, queue, counters, last error (bridge/bridge.ts BridgeStatus). */
+function bridges(ctx: HttpContext): Response {
+  return json({ bridges: ctx.broker.bridgeStatus().map((s) => ({ ...s, connectedSince: s.connectedSince === 0 ? null : new Date(s.connectedSince).toISOString() })) });
 }
 
 // ---- clients and sessions ----------------------------------------------------
@@ -148,6 +154,7 @@ function endSession(ctx: HttpContext, _req: Request, id: string): Response {
   const b = ctx.broker;
   const s = b.sessions.get(id);
   if (s === undefined) return jsonError(404, `no session ${JSON.stringify(id)}`);
+  if (s.id.startsWith(BRIDGE_SESSION_PREFIX)) return jsonError(409, "this is a bridge's session (its outbound queue); remove the bridge from the config instead");
   if (s.conn !== null) s.conn.close("session ended through the HTTP API", RC.ADMINISTRATIVE_ACTION);
   b.endSession(s);
   b.endBatch();

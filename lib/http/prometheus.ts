@@ -53,6 +53,7 @@ export function prometheusText(broker: Broker): string {
     for (const v of [3, 4, 5]) byListener.set(`${l.url}|${v}`, { listener: l.url, transport: l.protocol, version: v, n: 0 });
   }
   for (const c of broker.connections) {
+    if (c.uplink !== null) continue; // a bridge's own connection upstream: bunmq_bridge_* below
     const v = c.session !== null ? c.version : 0;
     const key = `${c.listener.url}|${v}`;
     let row = byListener.get(key);
@@ -117,6 +118,21 @@ export function prometheusText(broker: Broker): string {
     [{ cause: "unauthenticated" }, a.refusedBy[Refusal.Unauthenticated]!],
     [{ cause: "connect_rate" }, a.refusedBy[Refusal.ConnectRate]!],
   ]);
+  const br = broker.bridgeStatus();
+  if (br.length > 0) {
+    const per = (f: (s: (typeof br)[number]) => number) => br.map((s): [Record<string, string>, number] => [{ bridge: s.name }, f(s)]);
+    const dir = (o: (s: (typeof br)[number]) => number, i: (s: (typeof br)[number]) => number) =>
+      br.flatMap((s): [Record<string, string>, number][] => [[{ bridge: s.name, direction: "out" }, o(s)], [{ bridge: s.name, direction: "in" }, i(s)]]);
+    e.family("bunmq_bridge_connected", "gauge", "1 while the bridge's upstream connection is accepted, else 0.", per((s) => (s.connected ? 1 : 0)));
+    e.family("bunmq_bridge_queued_messages", "gauge", "QoS 1/2 messages waiting for the upstream or unacknowledged by it.", per((s) => s.queued + s.inflight));
+    e.family("bunmq_bridge_queued_bytes", "gauge", "Payload bytes waiting in the bridge's queue.", per((s) => s.queuedBytes));
+    e.family("bunmq_bridge_messages_total", "counter", "Messages forwarded (out: sent upstream, re-sends included; in: received from upstream).", dir((s) => s.messagesOut, (s) => s.messagesIn));
+    e.family("bunmq_bridge_bytes_total", "counter", "Payload bytes forwarded, by direction.", dir((s) => s.bytesOut, (s) => s.bytesIn));
+    e.family("bunmq_bridge_dropped_total", "counter", "Messages dropped because the bridge's queue was full.", per((s) => s.dropped));
+    e.family("bunmq_bridge_echoes_dropped_total", "counter", "Incoming messages recognised as the bridge's own coming back (3.1.1 upstream without the bridge bit).", per((s) => s.echoesDropped));
+    e.family("bunmq_bridge_connects_total", "counter", "Upstream connections accepted.", per((s) => s.connects));
+    e.family("bunmq_bridge_failures_total", "counter", "Upstream connection attempts that failed, and connections lost.", per((s) => s.failures));
+  }
   e.family("bunmq_throttled_total", "counter", "Times a client over its publish rate stopped being read.", [[null, broker.throttled]]);
   e.family("bunmq_stuck_subscribers_total", "counter", "Subscribers found holding publishers back past limits.maxPublisherStallMs.", [[null, broker.stalls]]);
 
