@@ -90,6 +90,8 @@ export class Bridge implements UplinkHooks {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   /** The CONNACK arrived on the current connection. */
   private accepted = false;
+  /** Why the current connection ends, when the upstream or we said so (a refusal, its DISCONNECT). */
+  private endReason = "";
   /** 3.1.1: the upstream refused the bridge bit; connect without it and filter echoes. */
   private plain = false;
   private echo: EchoFilter | null = null;
@@ -177,6 +179,7 @@ export class Bridge implements UplinkHooks {
     if (this.stopped) return;
     this.state = "connecting";
     this.accepted = false;
+    this.endReason = "";
     let tls = null;
     try {
       tls = this.addr.secure ? bridgeTls(this.cfg, this.addr) : null;
@@ -205,7 +208,7 @@ export class Bridge implements UplinkHooks {
         this.connectTimer = setTimeout(() => {
           this.connectTimer = null;
           if (this.conn === c && !this.accepted) {
-            this.stats.lastError = "no CONNACK in time";
+            this.endReason = "no CONNACK in time";
             c.abort("no CONNACK in time");
           }
         }, left);
@@ -269,7 +272,7 @@ export class Bridge implements UplinkHooks {
         this.attempt = 0;
       }
       const why = c.v5 ? reasonName(code) : V3_RETURN[code] ?? `return code ${code}`;
-      this.stats.lastError = `connection refused: ${why}`;
+      this.endReason = `connection refused: ${why}`;
       c.close(`upstream refused the connection: ${why}`);
       return;
     }
@@ -325,10 +328,9 @@ export class Bridge implements UplinkHooks {
     this.clearTimers();
     const was = this.state;
     if (this.stopped) return;
-    const why = this.stats.lastError !== "" && !this.accepted ? this.stats.lastError : "connection lost";
+    const why = this.endReason !== "" ? this.endReason : this.accepted ? "connection lost" : "connection closed before CONNACK";
     if (was === "connected") {
-      log.warn("bridge disconnected", { bridge: this.name, address: this.cfg.address, queued: this.session.queue.length + this.session.inflight.count });
-      this.stats.lastError = "connection lost";
+      log.warn("bridge disconnected", { bridge: this.name, address: this.cfg.address, why, queued: this.session.queue.length + this.session.inflight.count });
     }
     this.failed(why, was === "connected");
   }
@@ -338,7 +340,7 @@ export class Bridge implements UplinkHooks {
     this.state = "disconnected";
     this.stats.connectedSince = 0;
     this.stats.failures++;
-    if (!wasConnected) this.stats.lastError = why;
+    this.stats.lastError = why;
     if (this.stopped) return;
     const { minMs, maxMs } = this.cfg.reconnect;
     const step = Math.min(maxMs, minMs * 2 ** Math.min(this.attempt, 30));
@@ -386,7 +388,7 @@ export class Bridge implements UplinkHooks {
       case 14: {
         const p = this.decode(buf, frame, end) as { reasonCode?: number; properties?: { reasonString?: string } };
         const why = `upstream sent DISCONNECT ${reasonName(p.reasonCode ?? 0)}${p.properties?.reasonString ? ` (${p.properties.reasonString})` : ""}`;
-        this.stats.lastError = why;
+        this.endReason = why;
         c.close(why); // no DISCONNECT back ([MQTT-3.14.4-1] applies to the sender)
         return true;
       }

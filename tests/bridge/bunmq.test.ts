@@ -329,6 +329,8 @@ describe("credentials and transports", () => {
       const edge = await edgeWith([
         { name: "withcert", address: `mqtts://localhost:${tls}`, tls: { ca: c.ca, cert: c.aliceCert, key: c.aliceKey, rejectUnauthorized: true }, topics } as BridgeInput,
         { name: "nocert", address: `mqtts://localhost:${tls}`, tls: { ca: c.ca, rejectUnauthorized: true }, reconnect: { minMs: 50, maxMs: 200 }, topics: [{ ...topics[0]!, pattern: "n/#" }] } as BridgeInput,
+        // The upstream's certificate does not chain to this CA: the bridge must not connect.
+        { name: "wrongca", address: `mqtts://localhost:${tls}`, tls: { ca: c.otherCa, cert: c.aliceCert, key: c.aliceKey }, reconnect: { minMs: 50, maxMs: 200 }, topics: [{ ...topics[0]!, pattern: "n/#" }] } as BridgeInput,
       ]);
       try {
         await connected(edge, "withcert");
@@ -340,6 +342,8 @@ describe("credentials and transports", () => {
         expect(String((await sub.waitMessages(1))[0]!.payload)).toBe("secure");
         await waitFor(() => edge.bridges.get("nocert")!.status().failures >= 2, 5000, "nocert failures");
         expect(edge.bridges.get("nocert")!.status().connected).toBe(false);
+        await waitFor(() => edge.bridges.get("wrongca")!.status().failures >= 2, 5000, "wrongca failures");
+        expect(edge.bridges.get("wrongca")!.status()).toMatchObject({ connected: false, connects: 0 });
         await Bun.sleep(200);
         expect(topicsOf(sub)).toEqual(["t/x=secure"]);
         await sub.end();
