@@ -38,6 +38,7 @@ function main(): void {
   setup();
   say(
     `loadgen.ts: ${O.scenario} mqtt=${O.ver === 5 ? "5" : "3.1.1"} host=${O.host}:${O.port}` +
+      (O.subHost || O.subPort ? ` subscribers=${O.subHost || O.host}:${O.subPort || O.port}` : "") +
       (R.isMsg
         ? ` qos=${O.qos} size=${O.size} pubs=${R.npubs} subs=${R.nsubs} rate=${O.rate > 0 ? "limited" : "max"} ` +
           `inflight=${O.inflight} ${O.count ? "count-mode" : "duration-mode"}`

@@ -15,6 +15,8 @@
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { isBridgeRun, cLoadgenWithSubPort, runBridge } from "./run/bridge.ts";
+import { printBridgeReport } from "./run/bridge-report.ts";
 import { cLoadgen, runFailed } from "./run/loadgen-run.ts";
 import { selectScenarios } from "./run/matrix.ts";
 import { parseOptions } from "./run/options.ts";
@@ -23,11 +25,19 @@ import { runMatrix } from "./run/rounds.ts";
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const list = selectScenarios(o);
   const out = o.out || mkdtempSync(join(tmpdir(), "bunmq-bench."));
   mkdirSync(out, { recursive: true });
-  const cPath = o.loadgen === "c" ? cLoadgen() : "";
   const t0 = Date.now();
+  if (isBridgeRun(o)) {
+    // the bridge scenario has its own brokers and report (run/bridge.ts)
+    const cPath = o.loadgen === "c" ? cLoadgenWithSubPort(cLoadgen(), out) : "";
+    const res = await runBridge(o, out, cPath);
+    printBridgeReport(o, out, res, (Date.now() - t0) / 1000);
+    const failed = res.runs.some((r) => runFailed(r.result) || Number(r.result.json.lost) > 0);
+    process.exit(failed || res.problems.length ? 1 : 0);
+  }
+  const list = selectScenarios(o);
+  const cPath = o.loadgen === "c" ? cLoadgen() : "";
   const m = await runMatrix(o, list, out, cPath);
   printReport(o, list, out, m, (Date.now() - t0) / 1000);
   const failed = m.results.some(runFailed);

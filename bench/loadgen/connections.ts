@@ -29,7 +29,11 @@ function connStart(c: Conn): void {
   c.tStart = Bun.nanoseconds();
   if (!R.tConnFirst) R.tConnFirst = c.tStart;
   c.state = CS_TCP;
-  Bun.connect<Conn>({ hostname: O.host, port: O.port, data: c, socket: handlers }).catch((err: Error) => {
+  // subscribers (and the persist clean-up of their sessions) may be on another broker: --sub-host / --sub-port
+  const sub = c.role === R_SUB || c.role === R_CLEAN;
+  const hostname = sub && O.subHost ? O.subHost : O.host;
+  const port = sub && O.subPort ? O.subPort : O.port;
+  Bun.connect<Conn>({ hostname, port, data: c, socket: handlers }).catch((err: Error) => {
     connFail(c, `connect: ${err.message}`);
   });
 }

@@ -21,6 +21,8 @@ scenarios:
             are removed at the end
 options:
   --host H (127.0.0.1)  --port N (1883)  --mqtt 4|5 (4 = 3.1.1)
+  --sub-host H  --sub-port N  subscribers connect there instead (default: --host, --port);
+            publishers stay on --host/--port (e.g. an edge broker bridged to an upstream)
   --qos 0|1|2  --size BYTES payload (64, min 24)  --duration S (5)  --count N per publisher
   --rate MSG/S per publisher (0 = max)  --inflight N QoS>0 window per publisher (64)
   --refill N  send only when N window slots are free (inflight/4)
@@ -43,6 +45,9 @@ function usageError(msg: string): never {
 export const O = {
   host: "127.0.0.1",
   port: 1883,
+  /** Subscribers' broker ("" / 0: --host / --port). */
+  subHost: "",
+  subPort: 0,
   ver: 4,
   scenario: "" as Scenario | "",
   qos: 0,
@@ -92,6 +97,8 @@ export function parseArgs(argv: string[]): void {
     switch (a) {
       case "--host": O.host = next() ?? usageError("--host needs a value"); break;
       case "--port": O.port = num(a, next()); break;
+      case "--sub-host": O.subHost = next() ?? usageError("--sub-host needs a value"); break;
+      case "--sub-port": O.subPort = num(a, next()); break;
       case "--mqtt": {
         const v = next();
         O.ver = v === "3.1.1" || v === "311" ? 4 : num(a, v);
@@ -148,6 +155,8 @@ export function parseArgs(argv: string[]): void {
   if (O.pubs < 1 || O.subs < 1 || O.pairs < 1 || O.conns < 1) usageError("client counts must be >= 1");
   if (O.keepalive < 0 || O.keepalive > 65535) usageError("bad --keepalive");
   if (!/^\d+\.\d+\.\d+\.\d+$/.test(O.host)) usageError("--host must be an IPv4 address");
+  if (O.subHost && !/^\d+\.\d+\.\d+\.\d+$/.test(O.subHost)) usageError("--sub-host must be an IPv4 address");
+  if (O.subPort < 0 || O.subPort > 65535) usageError("bad --sub-port");
 }
 
 function scenarioOf(s: string | undefined): Scenario {

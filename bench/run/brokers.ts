@@ -34,7 +34,7 @@ export interface ManagedBroker {
   label: string;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const p = l.port;
   l.stop(true);
@@ -80,6 +80,7 @@ export async function startBunmq(mode: BunmqMode, out: string, transport: Transp
     writeFileSync(file, JSON.stringify(cfg, null, 2));
     args.push("--config", file);
   }
+  for (const f of [log, `${log}.err`]) rmSync(f, { force: true }); // an earlier run's log (same --out) has another port
   const proc = Bun.spawn(args, { stdout: Bun.file(log), stderr: Bun.file(`${log}.err`), stdin: "ignore" });
   const end = Date.now() + 15000;
   const line = new RegExp(`bunmq listening on ${bunmqProtocol(transport)}://(\\[[^\\]]+\\]|[^\\s:/]+):(\\d+)(/[^\\s]*)?`);
@@ -99,11 +100,47 @@ export async function startBunmq(mode: BunmqMode, out: string, transport: Transp
   die(`bunmq did not start (mode ${mode}, transport ${transport}); log ${log}\n${err.slice(-2000)}`, 1);
 }
 
+/**
+ * A fresh bunmq from a whole config `cfg` (written to OUT/bunmq.N.TAG.json;
+ * log level warn): its first MQTT listener (a plain mqtt one on port 0) is
+ * the endpoint; `httpPort` is that of an `http` listener, if it has one
+ * (0 otherwise). Used by the bridge scenario (an edge with `bridges[]`).
+ */
+export async function startBunmqConfig(cfg: Record<string, unknown>, out: string, tag: string, label: string): Promise<ManagedBroker & { httpPort: number }> {
+  const n = ++seq;
+  const log = join(out, `bunmq.${n}.${tag}.log`);
+  const file = join(out, `bunmq.${n}.${tag}.json`);
+  writeFileSync(file, JSON.stringify(cfg, null, 2));
+  const wantHttp = Array.isArray(cfg.listeners) && cfg.listeners.some((l) => (l as { protocol?: string }).protocol === "http");
+  // a log left by an earlier run in the same --out directory would show its old port
+  for (const f of [log, `${log}.err`]) rmSync(f, { force: true });
+  const proc = Bun.spawn([process.execPath, BROKER_TS, "--config", file, "--log-level", "warn"], { stdout: Bun.file(log), stderr: Bun.file(`${log}.err`), stdin: "ignore" });
+  const end = Date.now() + 15000;
+  while (Date.now() < end) {
+    const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+    const m = /bunmq listening on mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(text);
+    const h = /bunmq listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(text);
+    if (m && (h || !wantHttp)) {
+      const ep: Endpoint = { host: "127.0.0.1", port: Number(m[1]), pid: proc.pid, transport: "tcp", cafile: "", wsPath: WS_PATH };
+      return { proc, ep, log, label, httpPort: h ? Number(h[1]) : 0 };
+    }
+    if (proc.exitCode !== null) break;
+    await Bun.sleep(20);
+  }
+  proc.kill("SIGKILL");
+  const err = existsSync(`${log}.err`) ? readFileSync(`${log}.err`, "utf8") : "";
+  die(`bunmq did not start (${label}); config ${file}, log ${log}\n${err.slice(-2000)}`, 1);
+}
+
 export interface MosquittoOptions {
   transport: Transport;
   certs: BenchCerts | null;
   /** `set_tcp_nodelay true` (Mosquitto's default is false: Nagle on). */
   nodelay: boolean;
+  /** More config lines at the end (the bridge scenario's `connection` section). */
+  extra?: string[];
+  /** Label (default: "mosquitto" and what differs from the reference config). */
+  label?: string;
 }
 
 export async function startMosquitto(persist: boolean, out: string, mo: MosquittoOptions = { transport: "tcp", certs: null, nodelay: false }): Promise<ManagedBroker> {
@@ -129,6 +166,7 @@ export async function startMosquitto(persist: boolean, out: string, mo: Mosquitt
     chmodSync(dir, 0o777);
     lines.push("persistence true", `persistence_location ${dir}/`, "autosave_interval 1");
   } else lines.push("persistence false");
+  if (mo.extra) lines.push(...mo.extra);
   writeFileSync(conf, lines.join("\n") + "\n");
   const log = join(out, `mosquitto.${n}.log`);
   const proc = Bun.spawn([MOSQUITTO, "-c", conf], { stdout: Bun.file(log), stderr: Bun.file(`${log}.err`), stdin: "ignore" });
@@ -138,7 +176,7 @@ export async function startMosquitto(persist: boolean, out: string, mo: Mosquitt
   }
   const ep: Endpoint = { host: "127.0.0.1", port, pid: proc.pid, transport: mo.transport, cafile: mo.certs?.ca ?? "", wsPath: WS_PATH };
   const what = [mo.transport === "tcp" ? "" : mo.transport, persist ? "persistence, autosave 1 s" : "", mo.nodelay ? "set_tcp_nodelay true" : ""].filter(Boolean);
-  return { proc, ep, log, label: what.length ? `mosquitto (${what.join(", ")})` : "mosquitto" };
+  return { proc, ep, log, label: mo.label ?? (what.length ? `mosquitto (${what.join(", ")})` : "mosquitto") };
 }
 
 let wsProbe: Promise<string> | null = null;

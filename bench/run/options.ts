@@ -3,6 +3,7 @@
  * The runner's command line: usage text and flags parsed into `Options`.
  * Anything after `--` is passed to every loadgen run unchanged.
  */
+import { BRIDGE_NAME, BRIDGE_WHAT } from "./bridge.ts";
 import { die, MOSQUITTO } from "./env.ts";
 import { SCENARIOS } from "./matrix.ts";
 import { parseTransports, type Transport } from "./transports.ts";
@@ -25,6 +26,12 @@ const USAGE = `usage: bun run bench [options] [-- extra loadgen args]
   --warmup S           unmeasured seconds before that (default 0.5)
   --only a,b           scenarios or groups: fanin,fanin_q1,fanout,pairs,latency,conn,persist,...
                        (overload_q1, handshake and idle_rss run only when named here)
+  --only bridge        the bridge scenario, on its own: fan-in QoS 1 on an edge broker,
+                       its bridge to an upstream, one subscriber there; against the same
+                       flow without the bridge, and against two Mosquitto processes with
+                       a Mosquitto bridge (starts all brokers itself; 3 rounds, C loadgen)
+  --bridge-mqtt 4|5    bridge protocol of both edges (default 5; Mosquitto: mqttv50|mqttv311)
+  --bridge-config JSON more options for bunmq's bridge entry, e.g. '{"maxInflight":256}'
   --transport LIST     tcp (default), tls, ws, wss, or a list (tcp,tls,ws,wss): every
                        scenario runs over each, on a broker started with that listener
                        (certificates made with openssl in the output directory);
@@ -60,12 +67,17 @@ export interface Options {
   json: boolean;
   out: string;
   extra: string[];
+  /** The bridge scenario: the edges' bridge protocol (4 or 5). */
+  bridgeMqtt: number;
+  /** The bridge scenario: merged into bunmq's bridges[0]. */
+  bridgeConfig: Record<string, unknown>;
 }
 
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
     target: "", pid: 0, vs: "", vsPid: 0, names: ["bunmq", ""], rounds: 0, duration: 2, warmup: 0.5,
     only: [], loadgen: "ts", transports: ["tcp"], mosquittoNodelay: "off", mqtt: 4, json: false, out: "", extra: [],
+    bridgeMqtt: 5, bridgeConfig: {},
   };
   let namesSet = false;
   let loadgenSet = false;
@@ -119,10 +131,23 @@ export function parseOptions(argv: string[]): Options {
         break;
       }
       case "--mqtt": o.mqtt = num(); break;
+      case "--bridge-mqtt": o.bridgeMqtt = num(); break;
+      case "--bridge-config": {
+        const v = val();
+        try {
+          const j = JSON.parse(v) as unknown;
+          if (typeof j !== "object" || j === null || Array.isArray(j)) throw new Error("not an object");
+          o.bridgeConfig = j as Record<string, unknown>;
+        } catch (e) {
+          die(`--bridge-config: expected a JSON object (${(e as Error).message})`);
+        }
+        break;
+      }
       case "--json": o.json = true; break;
       case "--out": o.out = val(); break;
       case "--list":
         for (const s of SCENARIOS) console.log(`${s.name.padEnd(17)} ${s.group.padEnd(17)} ${s.what}`);
+        console.log(`${BRIDGE_NAME.padEnd(17)} ${BRIDGE_NAME.padEnd(17)} ${BRIDGE_WHAT}`);
         process.exit(0);
       case "-h":
       case "--help": console.log(USAGE); process.exit(0);
@@ -131,6 +156,18 @@ export function parseOptions(argv: string[]): Options {
     }
   }
   if (o.mqtt !== 4 && o.mqtt !== 5) die("--mqtt 4|5");
+  if (o.bridgeMqtt !== 4 && o.bridgeMqtt !== 5) die("--bridge-mqtt 4|5");
+  if (o.only.includes(BRIDGE_NAME)) {
+    // its own brokers and report: bunmq edge + upstream, Mosquitto edge + upstream, over TCP
+    if (o.only.length > 1) die(`--only ${BRIDGE_NAME} runs on its own (not with ${o.only.filter((x) => x !== BRIDGE_NAME).join(",")})`);
+    if (o.target || o.vs) die(`--only ${BRIDGE_NAME} starts its brokers itself (bunmq and ${MOSQUITTO}): no --target or --vs`);
+    if ((o.transports.length > 1 || o.transports[0] !== "tcp")) die(`--only ${BRIDGE_NAME} runs over tcp only`);
+    if (!loadgenSet) o.loadgen = "c";
+    if (!o.rounds) o.rounds = 3;
+    if (!namesSet) o.names = ["bunmq", "mosquitto"];
+    return o;
+  }
+  if (o.bridgeMqtt !== 5 || Object.keys(o.bridgeConfig).length) die("--bridge-mqtt and --bridge-config are for --only bridge");
   if (o.target && !/^[^:]+:\d+$/.test(o.target)) die("--target HOST:PORT");
   if (o.vs && o.vs !== "mosquitto" && !/^[^:]+:\d+$/.test(o.vs)) die("--vs HOST:PORT or --vs mosquitto");
   if (o.transports.some((t) => t !== "tcp")) {

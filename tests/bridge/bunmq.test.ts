@@ -158,7 +158,8 @@ describe("the upstream goes away", () => {
   test("upstream killed, 1,000 QoS 1 messages published at the edge, upstream restarted: all arrive, in order", async () => {
     const port = freePort();
     let up = await upstream(port);
-    const edge = await edgeWith([bridge(port, { topics: [{ pattern: "seq/#", direction: "out", qos: 1, localPrefix: "", remotePrefix: "" }] })]);
+    // Backoff of at least 500 ms: the upstream subscriber is in place before the bridge comes back.
+    const edge = await edgeWith([bridge(port, { reconnect: { minMs: 1000, maxMs: 2000 }, topics: [{ pattern: "seq/#", direction: "out", qos: 1, localPrefix: "", remotePrefix: "" }] })]);
     try {
       await connected(edge);
       await up.p.kill();

@@ -156,7 +156,7 @@ describe.skipIf(MOSQUITTO === null)("Mosquitto upstream goes away", () => {
     const mosq = new Mosquitto(freePort());
     await mosq.start();
     const edge = await startTestBroker({
-      bridges: [{ name: "mosq", address: `mqtt://127.0.0.1:${mosq.port}`, protocolVersion: 4, reconnect: { minMs: 50, maxMs: 300 }, topics: [{ pattern: "seq/#", direction: "out", qos: 1 }] }] as never,
+      bridges: [{ name: "mosq", address: `mqtt://127.0.0.1:${mosq.port}`, protocolVersion: 4, reconnect: { minMs: 1000, maxMs: 2000 }, topics: [{ pattern: "seq/#", direction: "out", qos: 1 }] }] as never,
     });
     try {
       await waitFor(() => edge.bridges.get("mosq")!.status().connected, 5000, "bridge connected");
