@@ -22,9 +22,9 @@ import { listenError } from "./listen-error.ts";
 import { log } from "./log.ts";
 import type { Transport } from "./transport.ts";
 
-/** A Bun socket seen through the `Transport` interface. */
+/** A Bun socket seen through the `Transport` interface (accepted here, or dialed by a bridge). */
 export class TcpTransport implements Transport {
-  constructor(protected readonly socket: Socket<Connection>) {}
+  constructor(protected readonly socket: Socket<unknown>) {}
 
   write(buf: Buffer, offset: number, length: number): number {
     return this.socket.write(buf, offset, length);

@@ -15,6 +15,7 @@
 import type { Socket, TLSOptions } from "bun";
 import { readFileSync } from "node:fs";
 import type { PeerCertificate } from "node:tls";
+import { TcpTransport } from "../tcp.ts";
 import type { Transport } from "../transport.ts";
 import type { BridgeAddress, BridgeConfig } from "./config.ts";
 
@@ -57,37 +58,6 @@ interface Slot {
   tlsError: string | null;
 }
 
-class SocketTransport implements Transport {
-  constructor(private readonly socket: Socket<Slot>) {}
-  write(buf: Buffer, offset: number, length: number): number {
-    return this.socket.write(buf, offset, length);
-  }
-  pauseReading(): void {
-    this.socket.pause();
-  }
-  resumeReading(): void {
-    this.socket.resume();
-  }
-  shutdownWrite(): void {
-    this.socket.shutdown();
-  }
-  close(): void {
-    this.socket.end();
-  }
-  abort(): void {
-    this.socket.terminate();
-  }
-  get remoteAddress(): string {
-    return this.socket.remoteAddress;
-  }
-  get remotePort(): number {
-    return this.socket.remotePort;
-  }
-  peerCertificate(): PeerCertificate | null {
-    return null;
-  }
-}
-
 function dialSocket(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, timeoutMs: number): Promise<Link> {
   return new Promise<Link>((resolve, reject) => {
     const slot: Slot = { sink: null, closed: false, tlsError: null };
@@ -104,7 +74,7 @@ function dialSocket(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | nul
       }
       const s = sock!;
       resolve({
-        transport: new SocketTransport(s),
+        transport: new TcpTransport(s as Socket<unknown>),
         bind(sink) {
           slot.sink = sink;
           if (slot.closed) sink.onClose();
