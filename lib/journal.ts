@@ -18,6 +18,12 @@
  * epochs, so the ops of the last k turns stay cancellable that much longer. The broker holds each acknowledgement back until the
  * epoch it depends on is committed (`committedEpoch`), so "acknowledged"
  * still means "stored" (or delivered and acknowledged, which needs nothing).
+ * When nothing waits for a commit (acknowledgements are not held), the
+ * window is a number of ops instead (`commitKeeping(Infinity, maxOps)`):
+ * only the oldest epochs beyond it are applied.
+ *
+ * A cancelled op lets go of its object at once, so a window of many ops pins
+ * no payloads of finished deliveries.
  *
  * Delivery and message ops read the live objects when applied (the latest
  * state of a delivery is what gets written, however often it changed);
@@ -50,15 +56,22 @@ class Op {
     readonly kind: K,
     /** Client ID, topic, or message id (DeleteMessage), by kind. */
     readonly key: string | number,
-    /** The live object or the values to write, by kind. */
-    readonly ref: Message | Delivery | StoredSession | StoredSubscription | number | string | null,
+    /** The live object or the values to write, by kind (null once cancelled). */
+    public ref: Message | Delivery | StoredSession | StoredSubscription | number | string | null,
   ) {}
+
+  cancel(): void {
+    this.dead = true;
+    this.ref = null;
+  }
 }
 
 export class Journal {
   private ops: Op[] = [];
-  /** Closed epochs not yet applied, oldest first. */
+  /** Closed epochs not yet applied, oldest first (consecutive, the newest being the last one closed). */
   private kept: Op[][] = [];
+  /** Ops in `kept` (cancelled ones included). */
+  private keptOps = 0;
   /** The epoch new ops belong to. */
   openEpoch = 1;
   /** Every op of this epoch and before is committed. */
@@ -73,9 +86,7 @@ export class Journal {
 
   /** Ops recorded and not yet committed (acknowledgements must wait for them). */
   get pending(): boolean {
-    if (this.ops.length > 0) return true;
-    for (const e of this.kept) if (e.length > 0) return true;
-    return false;
+    return this.ops.length > 0 || this.keptOps > 0;
   }
 
   /** The open epoch has ops (this turn changed durable state). */
@@ -85,9 +96,7 @@ export class Journal {
 
   /** Ops recorded and not applied yet (cancelled ones included), in every epoch. */
   get unappliedOps(): number {
-    let n = this.ops.length;
-    for (const e of this.kept) n += e.length;
-    return n;
+    return this.ops.length + this.keptOps;
   }
 
   /** Record an op (pending until a commit point applies it). */
@@ -136,7 +145,7 @@ export class Journal {
     const prefix = `${s.id}\u0000`;
     for (const [k, op] of this.pendingInbound) {
       if (k.startsWith(prefix)) {
-        op.dead = true;
+        op.cancel();
         this.pendingInbound.delete(k);
       }
     }
@@ -179,7 +188,7 @@ export class Journal {
     const add = this.pendingInbound.get(key);
     if (add !== undefined) {
       // PUBREL before the PUBLISH's id was applied: neither is written.
-      add.dead = true;
+      add.cancel();
       this.pendingInbound.delete(key);
       return;
     }
@@ -220,28 +229,38 @@ export class Journal {
 
   /**
    * A commit point that keeps the newest `keep` epochs (the open one
-   * included) unapplied and cancellable: the older ones are applied and
-   * committed, and a new epoch opens.
+   * included) unapplied and cancellable, as long as they hold at most
+   * `maxOps` ops: the older ones are applied and committed, and a new epoch
+   * opens.
    */
-  commitKeeping(keep: number): void {
-    this.applyKeeping(keep);
+  commitKeeping(keep: number, maxOps = Infinity): void {
+    this.applyKeeping(keep, maxOps);
     const t0 = performance.now();
     this.store.commit();
     this.commitLatency?.observe((performance.now() - t0) * 1000);
-    this.committedEpoch = this.openEpoch - 1 - keep;
+    this.committedEpoch = this.openEpoch - 1 - this.kept.length;
   }
 
   /**
    * An epoch boundary without a commit ("interval" durability, where a timer
-   * commits): ops older than the newest `keep` epochs are written into the
-   * store's open transaction, so they do not pile up in memory.
+   * commits): ops older than the newest `keep` epochs, or beyond the newest
+   * `maxOps` ops, are written into the store's open transaction, so they do
+   * not pile up in memory.
    */
-  applyKeeping(keep: number): void {
-    if (this.ops.length > 0 || keep > 0) this.kept.push(this.ops);
+  applyKeeping(keep: number, maxOps = Infinity): void {
+    // With keep > 0, empty epochs are kept too, so that `kept` stays consecutive.
+    if (this.ops.length > 0 || keep > 0) {
+      this.kept.push(this.ops);
+      this.keptOps += this.ops.length;
+    }
     this.ops = [];
     const kept = this.kept;
     let n = 0;
-    while (kept.length - n > keep) this.apply(kept[n++]!);
+    while (n < kept.length && (kept.length - n > keep || this.keptOps > maxOps)) {
+      const e = kept[n++]!;
+      this.keptOps -= e.length;
+      this.apply(e);
+    }
     if (n > 0) kept.splice(0, n);
     this.openEpoch++;
   }
@@ -334,7 +353,7 @@ export class Journal {
     d.stored = false;
     d.row = false;
     if (d.jop !== null) {
-      d.jop.dead = true;
+      d.jop.cancel();
       d.jop = null;
     }
     this.unrefMessage(d.msg);
@@ -351,7 +370,7 @@ export class Journal {
     if (--m.storeRefs > 0) return;
     m.storeRefs = 0;
     if (m.jop !== null) {
-      (m.jop as Op).dead = true;
+      m.jop.cancel();
       m.jop = null;
     } else if (m.storeId !== 0) {
       this.push(K.DeleteMessage, m.storeId, null);

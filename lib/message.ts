@@ -9,6 +9,11 @@ import type { SharedGroup } from "./topic-tree.ts";
 
 export type QoS = 0 | 1 | 2;
 
+/** A change recorded in the journal and not applied yet: it can still be cancelled (journal.ts). */
+export interface JournalOp {
+  cancel(): void;
+}
+
 export class Message {
   /** UTF-8 bytes of `topic`, made on first encode and shared afterwards. */
   topicBytes: Buffer | null = null;
@@ -17,7 +22,7 @@ export class Message {
   /** How many store rows reference it; lets the store drop unreferenced payloads. */
   storeRefs = 0;
   /** Its insert, recorded in the journal and not applied yet (journal.ts), or null. */
-  jop: object | null = null;
+  jop: JournalOp | null = null;
   /** Order of publication in this process (0 = restored); retained-sender.ts compares it with a subscription's start. */
   serial = 0;
   /** The retained-delivery job that last sent it (retained-sender.ts), 0 = none. */
@@ -66,7 +71,7 @@ export class Delivery {
   /** Its row has been written to the store (an insert may still be pending otherwise). */
   row = false;
   /** Its latest state, recorded in the journal and not applied yet (journal.ts), or null. */
-  jop: { dead: boolean } | null = null;
+  jop: JournalOp | null = null;
 
   constructor(
     readonly msg: Message,
