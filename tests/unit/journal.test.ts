@@ -532,6 +532,35 @@ describe("Journal: changes cancelled before they are applied cost nothing", () =
     expect(raw.messages.size + raw.deliveries.size).toBe(0);
   });
 
+  test("commitKeeping(Infinity, maxOps): many turns stay cancellable; only the oldest epochs beyond maxOps ops are applied", () => {
+    const { raw, store, j } = setup();
+    const s = storedSession(j, "c1");
+    j.commit();
+    const writes = counting(store);
+    // 10 turns, one delivery each (2 ops: its message and its row); the first 5 acknowledged 6 turns later.
+    const ds: Delivery[] = [];
+    for (let turn = 0; turn < 10; turn++) {
+      const d = enqueue(s, message("a/b", `m${turn}`));
+      j.saveDelivery(s, d);
+      ds.push(d);
+      if (turn >= 6) j.dropDelivery(s, ds[turn - 6]!);
+      j.commitKeeping(Infinity, 100);
+    }
+    expect(writes.n).toBe(0); // 20 ops, under the budget: nothing applied
+    expect(j.unappliedOps).toBe(20);
+    // A budget of 6 ops: the oldest epochs go until at most 6 remain (the last 3 turns).
+    j.commitKeeping(Infinity, 6);
+    expect(j.unappliedOps).toBe(6);
+    // Turns 0-3 were acknowledged (cancelled); turns 4-6 are written, 7-9 are kept.
+    expect([...raw.deliveries.values()].map((x) => x.seq)).toEqual([ds[4]!.seq, ds[5]!.seq, ds[6]!.seq]);
+    expect(writes.n).toBe(6);
+    // Kept: turns 7-9 and the (empty) epoch just closed; everything before is committed.
+    expect(j.committedEpoch).toBe(j.openEpoch - 5);
+    j.commit();
+    expect(raw.deliveries.size).toBe(6);
+    expect(j.pending).toBe(false);
+  });
+
   test("a delivery still unacknowledged at the next commit point is written with its latest state, then deleted by a row delete", () => {
     const { raw, j } = setup();
     const s = storedSession(j, "c1");
