@@ -135,60 +135,86 @@ const EMPTY_IDS: ReadonlySet<number> = new Set();
 
 const NO_ITEMS: (Delivery | undefined)[] = [];
 
-/** FIFO of deliveries waiting for the in-flight window or for the client to return. */
+/**
+ * FIFO of deliveries waiting for the in-flight window or for the client to return.
+ * A ring over a power-of-two array: a queue that stays long under load (a
+ * bridge's, a slow subscriber's) pushes and shifts without copying or
+ * regrowing its array; it doubles when full and is dropped when empty.
+ */
 export class DeliveryQueue {
   private items: (Delivery | undefined)[] = NO_ITEMS;
   private head = 0;
+  private count = 0;
   bytes = 0;
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.count;
   }
 
   push(d: Delivery): void {
-    if (this.items === NO_ITEMS) this.items = [];
-    this.items.push(d);
+    const cap = this.items.length;
+    if (this.count === cap) this.grow(cap);
+    const items = this.items;
+    items[(this.head + this.count) & (items.length - 1)] = d;
+    this.count++;
     this.bytes += d.msg.payload.length;
   }
 
+  private grow(cap: number): void {
+    const next: (Delivery | undefined)[] = new Array(cap === 0 ? 16 : cap * 2).fill(undefined);
+    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) & (cap - 1)];
+    this.items = next;
+    this.head = 0;
+  }
+
   peek(): Delivery | undefined {
-    return this.items[this.head];
+    return this.count === 0 ? undefined : this.items[this.head];
   }
 
   shift(): Delivery | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const d = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
+    if (this.count === 0) return undefined;
+    const items = this.items;
+    const d = items[this.head]!;
+    items[this.head] = undefined;
+    this.count--;
+    if (this.count === 0) {
+      // Empty: let go of the array (an idle session holds none).
       this.items = NO_ITEMS;
       this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
+    } else {
+      this.head = (this.head + 1) & (items.length - 1);
     }
-    if (d) this.bytes -= d.msg.payload.length;
+    this.bytes -= d.msg.payload.length;
     return d;
   }
 
   toArray(): Delivery[] {
-    return this.items.slice(this.head) as Delivery[];
+    const out: Delivery[] = new Array(this.count);
+    const mask = this.items.length - 1;
+    for (let i = 0; i < this.count; i++) out[i] = this.items[(this.head + i) & mask]!;
+    return out;
   }
 
   /** Remove deliveries from the tail until at most `maxLength` and `maxBytes` remain; returns them, oldest first. */
   trimTo(maxLength: number, maxBytes: number): Delivery[] {
     const cut: Delivery[] = [];
-    while (this.length > 0 && (this.length > maxLength || this.bytes > maxBytes)) {
-      const d = this.items.pop()!;
+    const mask = this.items.length - 1;
+    while (this.count > 0 && (this.count > maxLength || this.bytes > maxBytes)) {
+      const i = (this.head + this.count - 1) & mask;
+      const d = this.items[i]!;
+      this.items[i] = undefined;
+      this.count--;
       this.bytes -= d.msg.payload.length;
       cut.push(d);
     }
-    if (this.head >= this.items.length) this.clear();
+    if (this.count === 0) this.clear();
     return cut.reverse();
   }
 
   clear(): void {
     this.items = NO_ITEMS;
     this.head = 0;
+    this.count = 0;
     this.bytes = 0;
   }
 }

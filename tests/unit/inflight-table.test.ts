@@ -267,6 +267,24 @@ describe("DeliveryQueue", () => {
     expect(q.bytes).toBe(0);
   });
 
+  test("wrapped around its ring: growing and trimTo keep order and bytes", () => {
+    const q = new DeliveryQueue();
+    let pushed = 0;
+    let expected = 0;
+    for (let i = 0; i < 12; i++) q.push(delivery(0, pushed++, 1));
+    for (let i = 0; i < 10; i++) expect(q.shift()!.seq).toBe(expected++);
+    // Head near the end of the array: these wrap, then force a grow while wrapped.
+    for (let i = 0; i < 40; i++) q.push(delivery(0, pushed++, 1));
+    expect(q.toArray().map((d) => d.seq)).toEqual(Array.from({ length: pushed - expected }, (_, i) => expected + i));
+    const cut = q.trimTo(5, Infinity);
+    expect(cut.map((d) => d.seq)).toEqual(Array.from({ length: pushed - expected - 5 }, (_, i) => expected + 5 + i));
+    expect(q.length).toBe(5);
+    expect(q.bytes).toBe(5);
+    while (q.length > 0) expect(q.shift()!.seq).toBe(expected++);
+    expect(q.bytes).toBe(0);
+    expect(q.trimTo(0, 0)).toEqual([]);
+  });
+
   test("toArray is a copy; clear empties", () => {
     const q = new DeliveryQueue();
     expect(q.toArray()).toEqual([]);
