@@ -13,15 +13,14 @@
  * Files that fail to load or a port that fails to bind leave the old
  * certificate in force.
  */
-import type { TCPSocketListener, TLSOptions } from "bun";
 import type { Broker } from "./broker.ts";
 import type { Config } from "./config.ts";
-import type { Connection } from "./connection.ts";
 import { HttpApp } from "./http/app.ts";
 import { HttpServer } from "./http-server.ts";
 import { ListenerInfo } from "./listener-info.ts";
 import { listenError } from "./listen-error.ts";
 import { log } from "./log.ts";
+import { runtime, type TcpServer, type TlsOptions as TLSOptions } from "./runtime/index.ts";
 import { startTcpListener } from "./tcp.ts";
 import { loadTlsMaterial, type TlsConfig, type TlsMaterial } from "./tls-material.ts";
 
@@ -133,7 +132,7 @@ function tcpUnit(info: ListenerInfo, broker: Broker, tls: TlsConfig | null, mate
   }
   info.port = exclusivePort(info.host, info.port);
   let current = startTcpListener(info, broker, { tls: material.options, reusePort: true });
-  const retired: TCPSocketListener<Connection>[] = [];
+  const retired: TcpServer[] = [];
   return {
     infos: [info],
     tls,
@@ -184,7 +183,7 @@ function httpUnit(server: HttpServer, tls: TlsConfig | null, material: TlsMateri
 function exclusivePort(host: string, port: number): number {
   let probe;
   try {
-    probe = Bun.listen({ hostname: host, port, socket: { data() {} } });
+    probe = runtime().listenTcp({ host, port, tls: null, accept: () => null });
   } catch (err) {
     throw listenError(err, host, port);
   }

@@ -104,7 +104,7 @@ export async function startBroker(config: Config, store: Store = openStore(confi
       bridges.stop(); // normal DISCONNECT upstream, before the clients' wills and closes
       broker.closeAll(config.shutdown.publishWills);
       // Let the final DISCONNECTs leave before the sockets are torn down.
-      await Bun.sleep(20);
+      await new Promise((r) => setTimeout(r, 20));
       listeners.stop(true);
       try {
         broker.journal.close(); // apply what is recorded, commit, WAL checkpoint

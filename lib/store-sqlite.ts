@@ -1,6 +1,7 @@
 /**
  * @module store-sqlite
- * `SqliteStore`: the durable `Store` on bun:sqlite, modelled on mosquitto's
+ * `SqliteStore`: the durable `Store` on SQLite (bun:sqlite under Bun,
+ * node:sqlite under Deno, through the runtime seam), modelled on mosquitto's
  * persist-sqlite plugin. WAL journal; every statement prepared once; writes
  * go into one open transaction that the broker commits once per batch (group
  * commit, before that batch's acks are written) or, in "interval" mode, on a
@@ -9,11 +10,11 @@
  * message row when the last one goes. A `schema_version` table guards
  * against opening a newer or foreign database.
  */
-import { type Changes, Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { log } from "./log.ts";
 import type { QoS } from "./message.ts";
+import { runtime, type SqlDatabase, type SqlStatement, type SqlValue } from "./runtime/index.ts";
 import type { Will } from "./session.ts";
 import type { Snapshot, Store, StoredDelivery, StoredMessage, StoredSession, StoredSubscription } from "./store.ts";
 
@@ -72,9 +73,9 @@ function exitOnStorageFailure(err: unknown): never {
 export class SqliteStore implements Store {
   readonly description: string;
   readonly durable: boolean;
-  private readonly db!: Database;
+  private readonly db!: SqlDatabase;
   private inTx = false;
-  private readonly s: Record<string, Statement>;
+  private readonly s: Record<string, SqlStatement>;
 
   private readonly onFatal: (err: unknown) => never;
   /** The owner-pid file written once the lock is ours (removed on close). */
@@ -86,7 +87,7 @@ export class SqliteStore implements Store {
     this.onFatal = opts.onFatal ?? exitOnStorageFailure;
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { create: true });
+      this.db = runtime().openDatabase(path);
       this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // One broker per database: the exclusive lock is the OS's (fcntl), held
       // until close or process death (kill -9 included), and in WAL mode it also
@@ -99,7 +100,7 @@ export class SqliteStore implements Store {
       this.checkSchema();
     } catch (err) {
       try {
-        this.db?.close(true);
+        this.db?.close();
       } catch {}
       if (err instanceof StoreError) throw err;
       throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`);
@@ -142,7 +143,7 @@ export class SqliteStore implements Store {
       this.db.exec("BEGIN EXCLUSIVE");
       this.db.exec("COMMIT");
     } catch (err) {
-      if ((err as { code?: string }).code !== "SQLITE_BUSY") throw err;
+      if (!runtime().isBusy(err)) throw err;
       let owner = "another process";
       try {
         const pid = Number.parseInt(readFileSync(lockFile(path), "utf8"), 10);
@@ -160,30 +161,35 @@ export class SqliteStore implements Store {
   }
 
   private checkSchema(): void {
-    const tables = this.db.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+    const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
     const names = new Set(tables.map((t) => t.name));
     if (names.size > 0 && !names.has("schema_version")) {
       throw new StoreError("the database was not created by bunmq (no schema_version table); refusing to use it");
     }
     if (names.has("schema_version")) {
-      const row = this.db.query("SELECT max(version) AS v FROM schema_version").get() as { v: number | null };
+      const row = this.db.prepare("SELECT max(version) AS v FROM schema_version").get() as { v: number | null };
       const v = row.v ?? 0;
       if (v > SCHEMA_VERSION) {
         throw new StoreError(`the database has schema version ${v}, newer than this bunmq supports (${SCHEMA_VERSION}); upgrade bunmq or use another file`);
       }
       if (v === SCHEMA_VERSION) return;
     }
-    this.db.transaction(() => {
+    this.db.exec("BEGIN");
+    try {
       // Version 1 -> 2: a column, added in place (rows keep their data; their owner is unknown, anonymous).
       if (names.has("sessions") && !this.hasColumn("sessions", "username")) this.db.exec("ALTER TABLE sessions ADD COLUMN username TEXT");
       this.db.exec(SCHEMA);
       this.db.exec("DELETE FROM schema_version");
       this.db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(SCHEMA_VERSION);
-    })();
+      this.db.exec("COMMIT");
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
   }
 
   private hasColumn(table: string, column: string): boolean {
-    return (this.db.query(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
+    return (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
   }
 
   /**
@@ -192,7 +198,7 @@ export class SqliteStore implements Store {
    * so it logs and exits; everything committed so far is restored at the
    * next start.
    */
-  private exec(st: Statement, ...args: SQLQueryBindings[]): Changes {
+  private exec(st: SqlStatement, ...args: SqlValue[]): { lastInsertRowid: number | bigint } {
     try {
       return st.run(...args);
     } catch (err) {
@@ -301,7 +307,7 @@ export class SqliteStore implements Store {
     this.db.exec(
       "DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM deliveries) AND id NOT IN (SELECT message_id FROM retained)",
     );
-    const messages = (this.db.query("SELECT * FROM messages ORDER BY id").all() as Row[]).map(
+    const messages = (this.db.prepare("SELECT * FROM messages ORDER BY id").all() as Row[]).map(
       (r): StoredMessage => ({
         id: r.id as number,
         topic: r.topic as string,
@@ -313,11 +319,11 @@ export class SqliteStore implements Store {
         origin: r.origin as string,
       }),
     );
-    const retained = (this.db.query("SELECT topic, message_id FROM retained").all() as Row[]).map((r) => ({
+    const retained = (this.db.prepare("SELECT topic, message_id FROM retained").all() as Row[]).map((r) => ({
       topic: r.topic as string,
       messageId: r.message_id as number,
     }));
-    const sessions = (this.db.query("SELECT * FROM sessions").all() as Row[]).map(
+    const sessions = (this.db.prepare("SELECT * FROM sessions").all() as Row[]).map(
       (r): StoredSession => ({
         clientId: r.client_id as string,
         version: r.version as 3 | 4 | 5,
@@ -340,7 +346,7 @@ export class SqliteStore implements Store {
         ...(typeof r.username === "string" ? { username: r.username } : {}),
       }),
     );
-    const subscriptions = (this.db.query("SELECT * FROM subscriptions").all() as Row[]).map(
+    const subscriptions = (this.db.prepare("SELECT * FROM subscriptions").all() as Row[]).map(
       (r): StoredSubscription => ({
         clientId: r.client_id as string,
         filter: r.filter as string,
@@ -351,7 +357,7 @@ export class SqliteStore implements Store {
         subId: r.sub_id as number,
       }),
     );
-    const deliveries = (this.db.query("SELECT * FROM deliveries ORDER BY client_id, seq").all() as Row[]).map(
+    const deliveries = (this.db.prepare("SELECT * FROM deliveries ORDER BY client_id, seq").all() as Row[]).map(
       (r): StoredDelivery => ({
         clientId: r.client_id as string,
         seq: r.seq as number,
@@ -363,7 +369,7 @@ export class SqliteStore implements Store {
         subIds: r.sub_ids === null ? null : String(r.sub_ids).split(",").map(Number),
       }),
     );
-    const inbound = (this.db.query("SELECT client_id, packet_id FROM inbound").all() as Row[]).map((r) => ({
+    const inbound = (this.db.prepare("SELECT client_id, packet_id FROM inbound").all() as Row[]).map((r) => ({
       clientId: r.client_id as string,
       packetId: r.packet_id as number,
     }));
@@ -376,7 +382,7 @@ export class SqliteStore implements Store {
    * For crash tests inside one process (a real SIGKILL test exists too).
    */
   abandon(): void {
-    this.db.close(true);
+    this.db.close();
   }
 
   close(): void {
@@ -384,9 +390,8 @@ export class SqliteStore implements Store {
     try {
       this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     } finally {
-      // close(false) leaves a bun:sqlite database (and so its exclusive lock)
-      // open until every prepared statement is finalized; close(true) closes now.
-      this.db.close(true);
+      // Closes now, prepared statements or not, and so releases the exclusive lock.
+      this.db.close();
       if (this.lockPath !== null) rmSync(this.lockPath, { force: true });
     }
   }

@@ -1,7 +1,7 @@
 /**
  * @module tls-material
- * Reads a listener's certificate, key and CA files into the options Bun's
- * TLS takes, and checks them first (PEM that parses, a key that matches the
+ * Reads a listener's certificate, key and CA files into the TLS options of
+ * the runtime seam, and checks them first (PEM that parses, a key that matches the
  * certificate, a certificate within its validity), so that a bad file stops
  * the start, or a SIGHUP reload, with one line naming the listener and the
  * file instead of a handshake failure later. Files are read whole at each
@@ -9,8 +9,8 @@
  */
 import { constants, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { TLSOptions } from "bun";
 import type { ListenerConfig } from "./config.ts";
+import type { TlsOptions as TLSOptions } from "./runtime/index.ts";
 
 export type TlsConfig = NonNullable<ListenerConfig["tls"]>;
 
@@ -23,7 +23,7 @@ export class TlsError extends Error {
 }
 
 export interface TlsMaterial {
-  /** For Bun.listen / Bun.serve `tls`. */
+  /** For the runtime's TCP and HTTP listeners (runtime/types.ts). */
   options: TLSOptions;
   /** Subject of the server certificate (for the log). */
   subject: string;

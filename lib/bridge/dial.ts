@@ -1,8 +1,8 @@
 /**
  * @module bridge/dial
- * Opening a bridge's byte stream to its upstream: TCP and TLS with
- * `Bun.connect`, WebSocket (subprotocol "mqtt", MQTT 3.1.1 §6 / 5 §6) with
- * Bun's WebSocket client. Each gives a `Transport`, the seam `Connection`
+ * Opening a bridge's byte stream to its upstream: TCP and TLS through the
+ * runtime (`Bun.connect`, `Deno.connectTls`), WebSocket (subprotocol "mqtt",
+ * MQTT 3.1.1 §6 / 5 §6) with the runtime's WebSocket client. Each gives a `Transport`, the seam `Connection`
  * reads and writes through, so the upstream connection is framed, flushed
  * and held back exactly like a client's. Nothing MQTT-specific here.
  *
@@ -12,25 +12,15 @@
  * before that are not expected, since the upstream speaks only after our
  * CONNECT.
  */
-import type { Socket, TLSOptions } from "bun";
 import { readFileSync } from "node:fs";
 import type { PeerCertificate } from "node:tls";
-import { TcpTransport } from "../tcp.ts";
+import { type Link, runtime, type StreamSink, type TlsOptions as TLSOptions } from "../runtime/index.ts";
 import type { Transport } from "../transport.ts";
 import type { BridgeAddress, BridgeConfig } from "./config.ts";
 
 /** Where a dialed stream delivers its events (a Connection's entry points). */
-export interface LinkSink {
-  onData(chunk: Buffer): void;
-  onDrain(): void;
-  onClose(): void;
-}
-
-export interface Link {
-  transport: Transport;
-  /** Start delivering events to `sink`; a close that came before is delivered at once. */
-  bind(sink: LinkSink): void;
-}
+export type LinkSink = StreamSink;
+export type { Link };
 
 /** The TLS options of a bridge, with files read now (a reload re-reads them). */
 export function bridgeTls(b: BridgeConfig, addr: BridgeAddress): TLSOptions & { rejectUnauthorized: boolean; servername?: string } {
@@ -51,78 +41,6 @@ export function bridgeTls(b: BridgeConfig, addr: BridgeAddress): TLSOptions & { 
   return o;
 }
 
-interface Slot {
-  sink: LinkSink | null;
-  closed: boolean;
-  /** Why the TLS handshake failed, if it did. */
-  tlsError: string | null;
-}
-
-function dialSocket(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, timeoutMs: number): Promise<Link> {
-  return new Promise<Link>((resolve, reject) => {
-    const slot: Slot = { sink: null, closed: false, tlsError: null };
-    let settled = false;
-    let sock: Socket<Slot> | null = null;
-    const done = (err: string | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err !== null) {
-        sock?.terminate();
-        reject(new Error(err));
-        return;
-      }
-      const s = sock!;
-      resolve({
-        transport: new TcpTransport(s as Socket<unknown>),
-        bind(sink) {
-          slot.sink = sink;
-          if (slot.closed) sink.onClose();
-        },
-      });
-    };
-    const timer = setTimeout(() => done(`no connection within ${timeoutMs} ms`), timeoutMs);
-    Bun.connect<Slot>({
-      hostname: addr.host,
-      port: addr.port,
-      data: slot,
-      ...(tls !== null ? { tls } : {}),
-      socket: {
-        open(s) {
-          sock = s;
-          if (tls === null) done(null);
-        },
-        handshake(s, ok, err) {
-          sock = s;
-          // Bun reports an unverified certificate as ok with an authorization error.
-          if (ok && (err === null || !tls!.rejectUnauthorized)) {
-            done(null);
-            return;
-          }
-          slot.tlsError = `TLS handshake failed: ${err?.message ?? "refused"}`;
-          done(slot.tlsError);
-        },
-        data(s, chunk) {
-          s.data.sink?.onData(chunk);
-        },
-        drain(s) {
-          s.data.sink?.onDrain();
-        },
-        close(s) {
-          s.data.closed = true;
-          if (!settled) done(s.data.tlsError ?? "connection closed during set-up");
-          else s.data.sink?.onClose();
-        },
-        error(s, err) {
-          if (!settled) done(err.message);
-        },
-        connectError(_s, err) {
-          done(err.message);
-        },
-      },
-    }).catch((err: Error) => done(err.message));
-  });
-}
 
 /**
  * The client side of a WebSocket. Bun's client WebSocket has no drain event
@@ -218,5 +136,6 @@ function dialWs(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, t
 
 /** Open the stream to `addr`. Rejects with an Error whose message is one line. */
 export function dial(addr: BridgeAddress, tls: ReturnType<typeof bridgeTls> | null, timeoutMs: number): Promise<Link> {
-  return addr.scheme === "ws" || addr.scheme === "wss" ? dialWs(addr, tls, timeoutMs) : dialSocket(addr, tls, timeoutMs);
+  if (addr.scheme === "ws" || addr.scheme === "wss") return dialWs(addr, tls, timeoutMs);
+  return runtime().dialTcp({ host: addr.host, port: addr.port, tls, timeoutMs });
 }

@@ -11,6 +11,7 @@
  * a short while, and an identical message that comes back is the upstream
  * echoing our own publish, acknowledged and dropped.
  */
+import { runtime } from "../runtime/index.ts";
 import { topicMatches } from "../topic-tree.ts";
 import type { BridgeTopicConfig } from "./config.ts";
 
@@ -97,7 +98,7 @@ export class EchoFilter {
   }
 
   private key(topic: Buffer | string, payload: Uint8Array): string {
-    return `${typeof topic === "string" ? topic : topic.toString("utf8")}\u0000${Bun.hash(payload).toString(36)}`;
+    return `${typeof topic === "string" ? topic : topic.toString("utf8")}\u0000${runtime().hash(payload)}`;
   }
 
   private roll(now: number): void {

@@ -1,0 +1,260 @@
+/**
+ * @module runtime/deno-net
+ * TCP and TLS under Deno: `Deno.listen` / `Deno.listenTls` with an accept
+ * loop, `Deno.connect` / `Deno.connectTls` for a bridge's dial, and
+ * `DenoConnTransport`, the `Transport` over a `Deno.Conn`.
+ *
+ * Deno's socket I/O is async where the Transport seam is synchronous (Bun's
+ * `write` returns the bytes taken). The count is emulated with one write in
+ * flight: a write while none is in flight is copied and taken whole; a write
+ * while one is in flight takes nothing, so the connection keeps the bytes in
+ * its own bounded output (where the pending-output bound and the drain
+ * timeout see them, as on Bun) and is told `onDrain` when the write
+ * completes. The kernel's send buffer is what the in-flight write waits on,
+ * so a peer that does not read backs up here exactly as on Bun.
+ *
+ * Reading: one read in flight, into a reused buffer copied per chunk (the
+ * connection may keep a chunk's bytes across calls). `pauseReading` stops
+ * issuing reads, so a held-back publisher backs up in the kernel.
+ *
+ * TLS: the accept loop hands the socket over before the handshake (Deno runs
+ * it on the first read), so the connect timeout covers a handshake that
+ * never ends. Deno's TLS listener cannot request client certificates: a
+ * listener with `requireClientCert` refuses to start under Deno.
+ */
+import { createPrivateKey } from "node:crypto";
+import type { PeerCertificate } from "node:tls";
+import type { Transport } from "../transport.ts";
+import { Deno, type DenoConn, type DenoListener } from "./deno-net-api.ts";
+import type { DialOptions, Link, StreamSink, TcpServer, TcpServerOptions, TlsOptions } from "./types.ts";
+
+const READ_SIZE = 64 * 1024;
+
+/** Where the write side goes once the write in flight is done. */
+const enum End {
+  None,
+  Shutdown,
+  Close,
+}
+
+export class DenoConnTransport implements Transport {
+  private sink: StreamSink | null = null;
+  private writing = false;
+  /** A write was refused while one was in flight: say `onDrain` when it completes. */
+  private wantDrain = false;
+  private end = End.None;
+  private closed = false;
+  private paused = false;
+  private resumeReader: (() => void) | null = null;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+
+  constructor(
+    private readonly conn: DenoConn,
+    private readonly onGone: (() => void) | null = null,
+  ) {
+    const a = conn.remoteAddr as { hostname?: string; port?: number };
+    this.remoteAddress = a.hostname ?? "";
+    this.remotePort = a.port ?? 0;
+    try {
+      conn.setNoDelay?.(true);
+    } catch {}
+  }
+
+  /** Start reading into `sink` (once). */
+  start(sink: StreamSink): void {
+    this.sink = sink;
+    void this.readLoop();
+  }
+
+  write(buf: Buffer, offset: number, length: number): number {
+    if (this.closed || this.end !== End.None) return -1;
+    if (this.writing) {
+      this.wantDrain = true;
+      return 0;
+    }
+    this.writing = true;
+    // A copy: the caller reuses its buffer once the bytes are taken.
+    void this.flush(Buffer.from(buf.subarray(offset, offset + length)));
+    return length;
+  }
+
+  private async flush(data: Uint8Array): Promise<void> {
+    try {
+      let off = 0;
+      while (off < data.length) off += await this.conn.write(off === 0 ? data : data.subarray(off));
+    } catch {
+      this.writing = false;
+      this.abort();
+      return;
+    }
+    this.writing = false;
+    if (this.end !== End.None) {
+      this.finish();
+      return;
+    }
+    if (this.wantDrain) {
+      this.wantDrain = false;
+      this.sink?.onDrain();
+    }
+  }
+
+  private async readLoop(): Promise<void> {
+    const buf = new Uint8Array(READ_SIZE);
+    for (;;) {
+      if (this.paused) await new Promise<void>((r) => (this.resumeReader = r));
+      if (this.closed) break;
+      let n: number | null;
+      try {
+        n = await this.conn.read(buf);
+      } catch {
+        n = null; // reset, or closed by us
+      }
+      if (n === null) break;
+      this.sink!.onData(Buffer.from(buf.subarray(0, n)));
+    }
+    this.gone();
+    this.sink!.onClose();
+  }
+
+  pauseReading(): void {
+    this.paused = true;
+  }
+  resumeReading(): void {
+    this.paused = false;
+    const r = this.resumeReader;
+    this.resumeReader = null;
+    r?.();
+  }
+  shutdownWrite(): void {
+    if (this.end !== End.None || this.closed) return;
+    this.end = End.Shutdown;
+    if (!this.writing) this.finish();
+  }
+  close(): void {
+    if (this.closed) return;
+    if (this.end === End.Shutdown && !this.writing) {
+      this.abort();
+      return;
+    }
+    this.end = End.Close;
+    if (!this.writing) this.finish();
+  }
+  abort(): void {
+    if (this.closed) return;
+    this.gone();
+    try {
+      this.conn.close();
+    } catch {}
+    // A paused reader would never see the close.
+    this.resumeReading();
+  }
+  peerCertificate(): PeerCertificate | null {
+    return null; // Deno's TLS listener does not request client certificates
+  }
+
+  private finish(): void {
+    if (this.end === End.Close) {
+      this.abort();
+      return;
+    }
+    // Lingering close: FIN now, reading goes on until the peer closes (or close()).
+    this.conn.closeWrite().catch(() => this.abort());
+  }
+
+  private gone(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onGone?.();
+  }
+}
+
+/** Deno wants an unencrypted key: decrypt it here with its passphrase. */
+function plainKey(tls: TlsOptions): string {
+  if (tls.passphrase === undefined) return tls.key!;
+  return createPrivateKey({ key: tls.key!, passphrase: tls.passphrase }).export({ type: "pkcs8", format: "pem" }) as string;
+}
+
+export function denoListenTcp(opts: TcpServerOptions): TcpServer {
+  const tls = opts.tls;
+  if (tls?.requestCert === true) {
+    throw new Error("client certificates (tls.requireClientCert) are not supported under Deno: its TLS listener cannot request them; run this listener under Bun");
+  }
+  const base = { hostname: opts.host, port: opts.port, ...(opts.reusePort ? { reusePort: true } : {}) };
+  const listener: DenoListener = tls === null ? Deno.listen(base) : Deno.listenTls({ ...base, cert: tls.cert!, key: plainKey(tls) });
+  const open = new Set<DenoConnTransport>();
+  let stopped = false;
+  void (async () => {
+    for (;;) {
+      let conn: DenoConn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (stopped) return;
+        // EMFILE and the like: the connection was not accepted; keep accepting after a breath.
+        opts.onError?.(null, err as Error);
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      const t: DenoConnTransport = new DenoConnTransport(conn, () => open.delete(t));
+      const sink = opts.accept(t);
+      if (sink === null) {
+        t.abort();
+        continue;
+      }
+      open.add(t);
+      t.start(sink);
+    }
+  })();
+  return {
+    port: (listener.addr as { port: number }).port,
+    stop(closeActive) {
+      if (!stopped) {
+        stopped = true;
+        try {
+          listener.close();
+        } catch {}
+      }
+      if (closeActive) for (const t of [...open]) t.close();
+    },
+  };
+}
+
+export async function denoDialTcp(opts: DialOptions): Promise<Link> {
+  const tls = opts.tls;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no connection within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  });
+  const connecting = (async () => {
+    if (tls === null) return Deno.connect({ hostname: opts.host, port: opts.port });
+    const conn = await Deno.connectTls({
+      hostname: opts.host,
+      port: opts.port,
+      ...(tls.servername !== undefined ? { serverName: tls.servername } : {}),
+      ...(tls.ca !== undefined ? { caCerts: [tls.ca] } : {}),
+      ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: plainKey(tls) } : {}),
+    });
+    try {
+      await conn.handshake();
+    } catch (err) {
+      try {
+        conn.close();
+      } catch {}
+      throw new Error(`TLS handshake failed: ${(err as Error).message}`);
+    }
+    return conn;
+  })();
+  let conn: DenoConn;
+  try {
+    conn = await Promise.race([connecting, timeout]);
+  } catch (err) {
+    // A connection that completes after the timeout is closed, not leaked.
+    connecting.then((c) => c.close()).catch(() => {});
+    throw err instanceof Error ? err : new Error(String(err));
+  } finally {
+    clearTimeout(timer);
+  }
+  const t = new DenoConnTransport(conn);
+  return { transport: t, bind: (sink) => t.start(sink) };
+}
