@@ -10,6 +10,7 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
+import { runtime } from "./runtime/index.ts";
 
 const USAGE = `usage: bunmq passwd FILE USER [--stdin] [-D]
 
@@ -44,7 +45,7 @@ export async function passwdMain(argv: string[]): Promise<number> {
     } else {
       const password = values.stdin ? await readStdinLine() : await promptTwice();
       if (password === "") throw new CliError("empty password");
-      const entry = `${user}:${await Bun.password.hash(password, "argon2id")}`;
+      const entry = `${user}:${await runtime().hashPassword(password)}`;
       if (at >= 0) lines[at] = entry;
       else lines.push(entry);
     }
@@ -80,7 +81,7 @@ function writeAtomically(file: string, text: string): void {
 async function readStdinLine(): Promise<string> {
   let text = "";
   const dec = new TextDecoder();
-  for await (const chunk of Bun.stdin.stream()) {
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     text += dec.decode(chunk, { stream: true });
     const nl = text.indexOf("\n");
     if (nl >= 0) return text.slice(0, nl).replace(/\r$/, "");

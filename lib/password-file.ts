@@ -6,8 +6,8 @@
  *   (mosquitto_passwd -H sha512, Mosquitto 1.6 and earlier);
  * - `$7$iterations$salt$hash`: PBKDF2-HMAC-SHA512, 64 bytes (the default
  *   of mosquitto_passwd since 2.0);
- * - `Bun.password` hashes: argon2id/i/d and bcrypt (what `bunmq passwd`
- *   writes).
+ * - argon2id/i/d and bcrypt, as Bun.password writes them (`bunmq passwd`
+ *   writes argon2id), checked by `runtime().verifyPassword`.
  * Salts and hashes are base64. A line Mosquitto would not load is refused
  * with `FILE:LINE: why`, so a broker never starts with half its users.
  * Verification is asynchronous (PBKDF2 and argon2 on worker threads), so a
@@ -15,6 +15,7 @@
  */
 import { createHash, pbkdf2, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { runtime } from "./runtime/index.ts";
 
 export class PasswordFileError extends Error {
   constructor(message: string) {
@@ -98,7 +99,7 @@ export async function verifyHash(stored: string, password: Buffer): Promise<bool
       );
       return equal(d, Buffer.from(hash!, "base64"));
     }
-    return await Bun.password.verify(password.toString("utf8"), stored);
+    return await runtime().verifyPassword(password.toString("utf8"), stored);
   } catch {
     return false;
   }
