@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * @module dashboard/client
  * The dashboard's script, run in the browser: one EventSource on
@@ -6,106 +7,151 @@
  * the topic tree, publish (POST /api/v1/publish), kick (DELETE
  * /api/v1/clients/:id) and watch (EventSource /api/v1/watch?filter=).
  *
- * Served transpiled, never bundled: it imports nothing. Every value from
- * the broker reaches the page as textContent, never as HTML.
+ * Plain JavaScript, served as it is on disk (http/dashboard.ts): no
+ * transpiler, no bundler, it imports nothing. The types are JSDoc, checked
+ * by `tsc --noEmit -p .` (`// @ts-check`). Every value from the broker
+ * reaches the page as textContent, never as HTML.
  */
 
-interface Sample {
-  t: number;
-  msgsIn: number;
-  msgsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  clients: number;
-}
+/**
+ * @typedef {object} Sample
+ * @property {number} t
+ * @property {number} msgsIn
+ * @property {number} msgsOut
+ * @property {number} bytesIn
+ * @property {number} bytesOut
+ * @property {number} clients
+ */
 
-interface Stats {
-  uptime: number;
-  clients: number;
-  sessions: number;
-  subscriptions: number;
-  retained: number;
-  dropped: number;
-  takeovers: number;
-  queued: number;
-  sample: Sample | null;
-}
+/**
+ * @typedef {object} Stats
+ * @property {number} uptime
+ * @property {number} clients
+ * @property {number} sessions
+ * @property {number} subscriptions
+ * @property {number} retained
+ * @property {number} dropped
+ * @property {number} takeovers
+ * @property {number} queued
+ * @property {Sample | null} sample
+ */
 
-interface TopicInfo {
-  topic: string;
-  qos: number;
-  retain: boolean;
-  at: string | null;
-  count: number;
-  payload: string;
-  encoding: "utf8" | "base64";
-  size: number;
-  truncated: boolean;
-}
+/**
+ * @typedef {object} TopicInfo
+ * @property {string} topic
+ * @property {number} qos
+ * @property {boolean} retain
+ * @property {string | null} at
+ * @property {number} count
+ * @property {string} payload
+ * @property {"utf8" | "base64"} encoding
+ * @property {number} size
+ * @property {boolean} truncated
+ */
 
-interface ClientInfo {
-  id: string;
-  username: string | null;
-  address: string;
-  version: number;
-  keepalive: number;
-  connectedAt: string | null;
-  inflight: number;
-  queued: number;
-}
+/**
+ * @typedef {object} ClientInfo
+ * @property {string} id
+ * @property {string | null} username
+ * @property {string} address
+ * @property {number} version
+ * @property {number} keepalive
+ * @property {string | null} connectedAt
+ * @property {number} inflight
+ * @property {number} queued
+ */
 
-interface BrokerEvent {
-  type: string;
-  at: string;
-  client: string;
-  address?: string;
-  reason?: string | null;
-  reasonCode?: number | null;
-  why?: string | null;
-  oldAddress?: string;
-  newAddress?: string;
-  resumed?: boolean;
-}
+/**
+ * @typedef {object} BrokerEvent
+ * @property {string} type
+ * @property {string} at
+ * @property {string} client
+ * @property {string} [address]
+ * @property {string | null} [reason]
+ * @property {number | null} [reasonCode]
+ * @property {string | null} [why]
+ * @property {string} [oldAddress]
+ * @property {string} [newAddress]
+ * @property {boolean} [resumed]
+ */
+
+/**
+ * The first message on /api/v1/events.
+ * @typedef {object} Hello
+ * @property {string} version
+ * @property {BrokerEvent[]} events
+ * @property {Stats} stats
+ */
 
 const HISTORY = 900;
 const MAX_EVENTS = 200;
 const MAX_WATCHED = 200;
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
+/**
+ * The element with this id; cast it where a subtype is needed.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
-function el(tag: string, text?: string, cls?: string): HTMLElement {
+/**
+ * @param {string} tag
+ * @param {string} [text]
+ * @param {string} [cls]
+ * @returns {HTMLElement}
+ */
+function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined) e.textContent = text;
   if (cls !== undefined) e.className = cls;
   return e;
 }
 
-function fmt(n: number): string {
+/**
+ * @param {number} n
+ * @returns {string}
+ */
+function fmt(n) {
   if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
   return String(Math.round(n));
 }
 
-function duration(s: number): string {
+/**
+ * @param {number} s seconds
+ * @returns {string}
+ */
+function duration(s) {
   const d = Math.floor(s / 86400);
   const h = Math.floor((s % 86400) / 3600);
   const m = Math.floor((s % 3600) / 60);
   return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : `${m}m ${s % 60}s`;
 }
 
-function time(isoText: string | null): string {
+/**
+ * @param {string | null} isoText
+ * @returns {string}
+ */
+function time(isoText) {
   return isoText === null ? "" : new Date(isoText).toLocaleTimeString();
 }
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; data: Record<string, unknown> }> {
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<{ status: number; data: Record<string, unknown> }>}
+ */
+async function api(method, path, body) {
   const res = await fetch(`/api/v1${path}`, {
     method,
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
-  let data: Record<string, unknown> = {};
+  /** @type {Record<string, unknown>} */
+  let data = {};
   try {
     data = await res.json();
   } catch {
@@ -114,26 +160,37 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
   return { status: res.status, data };
 }
 
+/**
+ * The data of a server-sent event, parsed.
+ * @param {Event} e
+ * @returns {any}
+ */
+function eventData(e) {
+  return JSON.parse(/** @type {MessageEvent} */ (e).data);
+}
+
 // ---- rates chart ----------------------------------------------------------
 
-const samples: Sample[] = [];
+/** @type {Sample[]} */
+const samples = [];
 
-function addSample(s: Sample | null): void {
+/** @param {Sample | null} s */
+function addSample(s) {
   if (s === null) return;
-  if (samples.length > 0 && samples[samples.length - 1]!.t >= s.t) return;
+  if (samples.length > 0 && samples[samples.length - 1].t >= s.t) return;
   samples.push(s);
   if (samples.length > HISTORY) samples.shift();
 }
 
-function drawChart(): void {
-  const canvas = $<HTMLCanvasElement>("chart");
+function drawChart() {
+  const canvas = /** @type {HTMLCanvasElement} */ ($("chart"));
   const ctx = canvas.getContext("2d");
   if (ctx === null) return;
-  const bytes = $<HTMLSelectElement>("rate-unit").value === "bytes";
+  const bytes = /** @type {HTMLSelectElement} */ ($("rate-unit")).value === "bytes";
   const w = canvas.width;
   const h = canvas.height;
   ctx.clearRect(0, 0, w, h);
-  const now = samples.length > 0 ? samples[samples.length - 1]!.t : Math.floor(Date.now() / 1000);
+  const now = samples.length > 0 ? samples[samples.length - 1].t : Math.floor(Date.now() / 1000);
   const ins = samples.map((s) => (bytes ? s.bytesIn : s.msgsIn));
   const outs = samples.map((s) => (bytes ? s.bytesOut : s.msgsOut));
   const max = Math.max(1, ...ins, ...outs);
@@ -145,14 +202,18 @@ function drawChart(): void {
     ctx.lineTo(w, (h * i) / 4);
     ctx.stroke();
   }
-  const x = (t: number) => w - ((now - t) / HISTORY) * w;
-  const y = (v: number) => h - 4 - (v / max) * (h - 8);
-  for (const [series, color] of [[ins, "#4fb3ff"], [outs, "#ffb347"]] as const) {
+  /** @param {number} t */
+  const x = (t) => w - ((now - t) / HISTORY) * w;
+  /** @param {number} v */
+  const y = (v) => h - 4 - (v / max) * (h - 8);
+  /** @type {[number[], string][]} */
+  const lines = [[ins, "#4fb3ff"], [outs, "#ffb347"]];
+  for (const [series, color] of lines) {
     ctx.strokeStyle = color;
     ctx.lineWidth = 2;
     ctx.beginPath();
     series.forEach((v, i) => {
-      const px = x(samples[i]!.t);
+      const px = x(samples[i].t);
       if (i === 0) ctx.moveTo(px, y(v));
       else ctx.lineTo(px, y(v));
     });
@@ -163,7 +224,8 @@ function drawChart(): void {
 
 // ---- counters -------------------------------------------------------------
 
-function showStats(s: Stats): void {
+/** @param {Stats} s */
+function showStats(s) {
   $("c-clients").textContent = fmt(s.clients);
   $("c-sessions").textContent = fmt(s.sessions);
   $("c-subscriptions").textContent = fmt(s.subscriptions);
@@ -182,10 +244,14 @@ function showStats(s: Stats): void {
 
 // ---- clients --------------------------------------------------------------
 
-let clientTimer: ReturnType<typeof setTimeout> | null = null;
+/** @type {ReturnType<typeof setTimeout> | null} */
+let clientTimer = null;
 
-/** Reload the client list soon (coalesces bursts of connects). */
-function refreshClients(delay = 150): void {
+/**
+ * Reload the client list soon (coalesces bursts of connects).
+ * @param {number} [delay]
+ */
+function refreshClients(delay = 150) {
   if (clientTimer !== null) return;
   clientTimer = setTimeout(() => {
     clientTimer = null;
@@ -193,18 +259,18 @@ function refreshClients(delay = 150): void {
   }, delay);
 }
 
-async function loadClients(): Promise<void> {
-  const q = $<HTMLInputElement>("client-q").value;
+async function loadClients() {
+  const q = /** @type {HTMLInputElement} */ ($("client-q")).value;
   const { status, data } = await api("GET", `/clients?limit=200&q=${encodeURIComponent(q)}`);
   if (status !== 200) return;
   const rows = $("client-rows");
   rows.replaceChildren();
-  for (const c of data.items as ClientInfo[]) {
+  for (const c of /** @type {ClientInfo[]} */ (data.items)) {
     const tr = document.createElement("tr");
     tr.dataset.client = c.id;
     tr.append(el("td", c.id), el("td", c.username ?? ""), el("td", c.address), el("td", String(c.version)), el("td", c.keepalive ? `${c.keepalive}s` : "off"), el("td", time(c.connectedAt)), el("td", String(c.inflight), "num"), el("td", String(c.queued), "num"));
     const td = el("td");
-    const b = el("button", "Kick", "kick") as HTMLButtonElement;
+    const b = /** @type {HTMLButtonElement} */ (el("button", "Kick", "kick"));
     b.title = `close ${c.id}'s connection (v5: DISCONNECT 0x98, administrative action)`;
     b.dataset.kick = c.id;
     b.addEventListener("click", () => void kick(c.id, b));
@@ -212,11 +278,15 @@ async function loadClients(): Promise<void> {
     tr.append(td);
     rows.append(tr);
   }
-  const total = data.total as number;
+  const total = /** @type {number} */ (data.total);
   $("client-more").textContent = total > 200 ? `showing 200 of ${total}; filter to narrow` : "";
 }
 
-async function kick(id: string, button: HTMLButtonElement): Promise<void> {
+/**
+ * @param {string} id
+ * @param {HTMLButtonElement} button
+ */
+async function kick(id, button) {
   button.disabled = true;
   const { status, data } = await api("DELETE", `/clients/${encodeURIComponent(id)}`);
   if (status !== 200) {
@@ -228,7 +298,11 @@ async function kick(id: string, button: HTMLButtonElement): Promise<void> {
 
 // ---- events ---------------------------------------------------------------
 
-function eventText(e: BrokerEvent): string {
+/**
+ * @param {BrokerEvent} e
+ * @returns {string}
+ */
+function eventText(e) {
   switch (e.type) {
     case "connected":
       return `${e.client} connected from ${e.address}${e.resumed ? " (session resumed)" : ""}`;
@@ -243,45 +317,59 @@ function eventText(e: BrokerEvent): string {
   }
 }
 
-function addEvent(e: BrokerEvent): void {
+/** @param {BrokerEvent} e */
+function addEvent(e) {
   const list = $("event-list");
   const li = el("li");
   li.dataset.type = e.type;
   li.append(el("span", `${time(e.at)} `, "muted"), el("span", eventText(e), e.type === "connected" ? "ok" : e.type === "disconnected" ? "" : "bad"));
   list.prepend(li);
-  while (list.children.length > MAX_EVENTS) list.lastElementChild!.remove();
+  while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
 }
 
 // ---- topic tree -----------------------------------------------------------
 
-interface Node {
-  children: Map<string, Node>;
-  info: TopicInfo | null;
-  li: HTMLLIElement | null;
-}
+/**
+ * One level of the topic tree.
+ * @typedef {object} TreeNode
+ * @property {Map<string, TreeNode>} children
+ * @property {TopicInfo | null} info
+ * @property {HTMLLIElement | null} li
+ */
 
-const topics = new Map<string, TopicInfo>();
+/** @type {Map<string, TopicInfo>} */
+const topics = new Map();
 
-function preview(t: TopicInfo): string {
+/**
+ * @param {TopicInfo} t
+ * @returns {string}
+ */
+function preview(t) {
   if (t.encoding === "base64") return `<${t.size} bytes, binary>`;
   const text = t.payload.length > 120 ? `${t.payload.slice(0, 120)}…` : t.payload;
   return t.truncated ? `${text}…` : text;
 }
 
-let treeTimer: ReturnType<typeof setTimeout> | null = null;
+/** @type {ReturnType<typeof setTimeout> | null} */
+let treeTimer = null;
 
-function updateTopics(list: TopicInfo[]): void {
+/** @param {TopicInfo[]} list */
+function updateTopics(list) {
   for (const t of list) topics.set(t.topic, t);
   if (treeTimer === null) treeTimer = setTimeout(renderTree, 100);
 }
 
-/** Which branches are open, by path, so a redraw keeps them. */
-const open = new Set<string>();
+/**
+ * Which branches are open, by path, so a redraw keeps them.
+ * @type {Set<string>}
+ */
+const open = new Set();
 
-function renderTree(): void {
+function renderTree() {
   treeTimer = null;
-  const q = $<HTMLInputElement>("topic-q").value;
-  const root: Node = { children: new Map(), info: null, li: null };
+  const q = /** @type {HTMLInputElement} */ ($("topic-q")).value;
+  /** @type {TreeNode} */
+  const root = { children: new Map(), info: null, li: null };
   let shown = 0;
   for (const t of [...topics.values()].sort((a, b) => (a.topic < b.topic ? -1 : 1))) {
     if (q !== "" && !t.topic.includes(q)) continue;
@@ -300,8 +388,15 @@ function renderTree(): void {
   $("topic-note").textContent = shown === 0 ? "no topics yet: publish something" : `${shown} topics`;
 }
 
-function renderChildren(n: Node, path: string, expand: boolean): HTMLLIElement[] {
-  const out: HTMLLIElement[] = [];
+/**
+ * @param {TreeNode} n
+ * @param {string} path
+ * @param {boolean} expand
+ * @returns {HTMLLIElement[]}
+ */
+function renderChildren(n, path, expand) {
+  /** @type {HTMLLIElement[]} */
+  const out = [];
   for (const [name, c] of n.children) {
     const full = path === "" ? name : `${path}/${name}`;
     const li = document.createElement("li");
@@ -319,7 +414,7 @@ function renderChildren(n: Node, path: string, expand: boolean): HTMLLIElement[]
     if (c.children.size > 0) {
       const d = document.createElement("details");
       // $SYS stays closed unless opened (or searched): it is the broker's own noise.
-      d.open = open.has(full) || (expand && (!full.startsWith("$SYS") || $<HTMLInputElement>("topic-q").value !== "")) || (path === "" && name !== "$SYS");
+      d.open = open.has(full) || (expand && (!full.startsWith("$SYS") || /** @type {HTMLInputElement} */ ($("topic-q")).value !== "")) || (path === "" && name !== "$SYS");
       d.addEventListener("toggle", () => (d.open ? open.add(full) : open.delete(full)));
       if (d.open) open.add(full);
       const s = document.createElement("summary");
@@ -338,13 +433,14 @@ function renderChildren(n: Node, path: string, expand: boolean): HTMLLIElement[]
 
 // ---- publish and watch ----------------------------------------------------
 
-async function publish(ev: Event): Promise<void> {
+/** @param {Event} ev */
+async function publish(ev) {
   ev.preventDefault();
   const body = {
-    topic: $<HTMLInputElement>("pub-topic").value,
-    payload: $<HTMLTextAreaElement>("pub-payload").value,
-    qos: Number($<HTMLSelectElement>("pub-qos").value),
-    retain: $<HTMLInputElement>("pub-retain").checked,
+    topic: /** @type {HTMLInputElement} */ ($("pub-topic")).value,
+    payload: /** @type {HTMLTextAreaElement} */ ($("pub-payload")).value,
+    qos: Number(/** @type {HTMLSelectElement} */ ($("pub-qos")).value),
+    retain: /** @type {HTMLInputElement} */ ($("pub-retain")).checked,
   };
   const { status, data } = await api("POST", "/publish", body);
   const out = $("pub-result");
@@ -352,12 +448,14 @@ async function publish(ev: Event): Promise<void> {
   out.className = status === 200 ? "ok" : "bad";
 }
 
-let watching: EventSource | null = null;
+/** @type {EventSource | null} */
+let watching = null;
 
-function watch(ev: Event): void {
+/** @param {Event} ev */
+function watch(ev) {
   ev.preventDefault();
   const state = $("sub-state");
-  const button = $<HTMLButtonElement>("sub-button");
+  const button = /** @type {HTMLButtonElement} */ ($("sub-button"));
   if (watching !== null) {
     watching.close();
     watching = null;
@@ -365,7 +463,7 @@ function watch(ev: Event): void {
     state.textContent = "stopped";
     return;
   }
-  const filter = $<HTMLInputElement>("sub-filter").value;
+  const filter = /** @type {HTMLInputElement} */ ($("sub-filter")).value;
   const list = $("watch-list");
   list.replaceChildren();
   const es = new EventSource(`/api/v1/watch?filter=${encodeURIComponent(filter)}`);
@@ -374,35 +472,37 @@ function watch(ev: Event): void {
   state.textContent = "connecting…";
   es.addEventListener("watching", () => (state.textContent = `watching ${filter}`));
   es.addEventListener("message", (e) => {
-    const m = JSON.parse((e as MessageEvent).data) as TopicInfo;
+    /** @type {TopicInfo} */
+    const m = eventData(e);
     const li = el("li");
     li.dataset.topic = m.topic;
     li.append(el("span", `${time(m.at)} `, "muted"), el("span", `${m.topic} `), el("span", preview(m), "payload"), el("span", `QoS ${m.qos}`, "tag"));
     if (m.retain) li.append(el("span", "retain", "tag"));
     list.prepend(li);
-    while (list.children.length > MAX_WATCHED) list.lastElementChild!.remove();
+    while (list.children.length > MAX_WATCHED) list.lastElementChild?.remove();
   });
-  es.addEventListener("skipped", (e) => (state.textContent = `watching ${filter}: ${JSON.parse((e as MessageEvent).data).count} messages skipped (over 200/s)`));
+  es.addEventListener("skipped", (e) => (state.textContent = `watching ${filter}: ${eventData(e).count} messages skipped (over 200/s)`));
   es.onerror = () => (state.textContent = es.readyState === EventSource.CLOSED ? "refused (invalid filter?)" : "reconnecting…");
 }
 
 // ---- start ----------------------------------------------------------------
 
-async function start(): Promise<void> {
-  $<HTMLSelectElement>("rate-unit").addEventListener("change", drawChart);
+async function start() {
+  $("rate-unit").addEventListener("change", drawChart);
   $("client-q").addEventListener("input", () => refreshClients());
   $("topic-q").addEventListener("input", () => updateTopics([]));
   $("pub-form").addEventListener("submit", (e) => void publish(e));
   $("sub-form").addEventListener("submit", watch);
   const [hist, tops] = await Promise.all([api("GET", "/history"), api("GET", "/topics")]);
-  for (const s of (hist.data.samples as Sample[] | undefined) ?? []) addSample(s);
+  for (const s of /** @type {Sample[] | undefined} */ (hist.data.samples) ?? []) addSample(s);
   drawChart();
-  updateTopics((tops.data.items as TopicInfo[] | undefined) ?? []);
+  updateTopics(/** @type {TopicInfo[] | undefined} */ (tops.data.items) ?? []);
   await loadClients();
   const live = $("live");
   const es = new EventSource("/api/v1/events");
   es.addEventListener("hello", (e) => {
-    const h = JSON.parse((e as MessageEvent).data) as { version: string; events: BrokerEvent[]; stats: Stats };
+    /** @type {Hello} */
+    const h = eventData(e);
     $("version").textContent = h.version;
     $("event-list").replaceChildren();
     for (const ev of h.events) addEvent(ev);
@@ -411,10 +511,10 @@ async function start(): Promise<void> {
     live.className = "live on";
     refreshClients(0);
   });
-  es.addEventListener("stats", (e) => showStats(JSON.parse((e as MessageEvent).data) as Stats));
-  es.addEventListener("topics", (e) => updateTopics(JSON.parse((e as MessageEvent).data) as TopicInfo[]));
+  es.addEventListener("stats", (e) => showStats(eventData(e)));
+  es.addEventListener("topics", (e) => updateTopics(eventData(e)));
   es.addEventListener("event", (e) => {
-    addEvent(JSON.parse((e as MessageEvent).data) as BrokerEvent);
+    addEvent(eventData(e));
     refreshClients();
   });
   es.onerror = () => {
