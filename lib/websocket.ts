@@ -1,9 +1,11 @@
 /**
  * @module websocket
  * MQTT over WebSocket (`ws`, `wss`; MQTT 3.1.1 §6, MQTT 5 §6): the upgrade
- * with subprotocol negotiation, `WsTransport` (the `Transport` over a Bun
- * `ServerWebSocket`) and the `websocket` handler of `Bun.serve`. The HTTP
- * side (paths, other routes, TLS) is http-server.ts.
+ * with subprotocol negotiation, `WsTransport` (the `Transport` over the
+ * runtime's `ServerSocket`: Bun's `ServerWebSocket` as it is, or the Deno
+ * adapter of runtime/deno-http.ts) and the WebSocket handlers of the
+ * runtime's `serveHttp`. The HTTP side (paths, other routes, TLS) is
+ * http-server.ts.
  *
  * Every binary message is handed to the connection's framing as a chunk of
  * the byte stream, so an MQTT packet split across WebSocket frames, or
@@ -11,20 +13,22 @@
  * ([MQTT-6.0.0-2]). A text frame closes the connection ([MQTT-6.0.0-1]).
  *
  * Output: one binary message per batch. `send` returns the bytes written,
- * or -1 when Bun took the message but must buffer it (backpressure); from
- * then on writes take nothing until `drain`, so Bun's buffer holds at most
- * one batch and the rest stays in the connection's own bounded output,
- * where the pending-output bound and the drain timeout see it as on TCP.
+ * or -1 when the runtime took the message but must buffer it
+ * (backpressure); from then on writes take nothing until `drain`, so the
+ * runtime's buffer holds at most one batch and the rest stays in the
+ * connection's own bounded output, where the pending-output bound and the
+ * drain timeout see it as on TCP.
  * Input: `pause()`/`resume()` stop and restart reading the socket, so a
- * held-back publisher backs up in the kernel as on TCP.
+ * held-back publisher backs up in the kernel as on TCP (under Bun; Deno
+ * holds the messages it reads meanwhile, see runtime/deno-http.ts).
  */
-import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { PeerCertificate } from "node:tls";
 import type { Broker } from "./broker.ts";
 import { Connection } from "./connection.ts";
 import { type ListenerInfo, normalOrigin } from "./listener-info.ts";
 import { log } from "./log.ts";
 import { MqttError, RC } from "./protocol/reason-codes.ts";
+import type { RequestInfo, ServerSocket, WsHandlers } from "./runtime/index.ts";
 import type { Transport } from "./transport.ts";
 
 /** What a WebSocket carries from its upgrade to its connection. */
@@ -45,19 +49,19 @@ export class WsTransport implements Transport {
   /** The close code our close frame carries. */
   closeCode = WS_NORMAL;
 
-  constructor(private readonly ws: ServerWebSocket<WsData>) {}
+  constructor(private readonly ws: ServerSocket<WsData>) {}
 
   write(buf: Buffer, offset: number, length: number): number {
     const ws = this.ws;
     if (ws.readyState !== 1) return -1;
-    // Bun still holds an earlier message: take nothing, wait for drain.
+    // The runtime still holds an earlier message: take nothing, wait for drain.
     if (ws.getBufferedAmount() > 0) return 0;
-    // One binary message; Bun copies what it cannot write at once.
+    // One binary message; the runtime copies what it cannot write at once.
     const r = ws.send(buf.subarray(offset, offset + length));
     if (r === 0) return ws.readyState === 1 ? 0 : -1; // dropped (over backpressureLimit): keep it, wait for drain
-    return length; // written (r > 0) or buffered by Bun (r = -1)
+    return length; // written (r > 0) or buffered by the runtime (r = -1)
   }
-  /** Bytes Bun holds for this socket (at most one batch, see write). */
+  /** Bytes the runtime holds for this socket (at most one batch, see write). */
   get bufferedAmount(): number {
     return this.ws.readyState === 1 ? this.ws.getBufferedAmount() : 0;
   }
@@ -72,7 +76,7 @@ export class WsTransport implements Transport {
     this.ws.resume();
   }
   shutdownWrite(): void {
-    // The close frame follows what was sent; Bun then reads (and we discard)
+    // The close frame follows what was sent; the runtime then reads (and we discard)
     // until the client's close frame, so the client reads our last packet.
     this.closing = true;
     this.ws.close(this.closeCode);
@@ -95,7 +99,7 @@ export class WsTransport implements Transport {
     return this.ws.data.port;
   }
   peerCertificate(): PeerCertificate | null {
-    return null; // Bun.serve verifies client certificates but does not expose them
+    return null; // Bun.serve verifies client certificates but does not expose them (Deno.serve cannot ask for them)
   }
 }
 
@@ -114,7 +118,7 @@ export function selectSubprotocol(header: string | null): string | null {
  * allow, 400 without an MQTT subprotocol, 503 when the broker or the
  * listener is full.
  */
-export function upgradeMqtt(req: Request, server: Server<WsData>, listener: ListenerInfo, broker: Broker): Response | undefined {
+export function upgradeMqtt(req: Request, info: RequestInfo<WsData>, listener: ListenerInfo, broker: Broker): Response | undefined {
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     return new Response("This is an MQTT over WebSocket endpoint: connect with a WebSocket client and the subprotocol \"mqtt\".\n", {
       status: 426,
@@ -134,26 +138,19 @@ export function upgradeMqtt(req: Request, server: Server<WsData>, listener: List
       headers: { "Content-Type": "text/plain; charset=utf-8" },
     });
   }
-  const ip = server.requestIP(req);
-  if (!broker.admit(listener, ip?.address ?? "")) return new Response("server full\n", { status: 503, headers: { "Retry-After": "5" } });
-  const data: WsData = { listener, address: ip?.address ?? "", port: ip?.port ?? 0, conn: null };
-  if (server.upgrade(req, { data, headers: { "Sec-WebSocket-Protocol": protocol } })) return undefined;
+  const address = info.remoteAddress;
+  if (!broker.admit(listener, address)) return new Response("server full\n", { status: 503, headers: { "Retry-After": "5" } });
+  const data: WsData = { listener, address, port: info.remotePort, conn: null };
+  if (info.upgrade(data, protocol)) return undefined;
   return new Response("WebSocket upgrade failed\n", { status: 400 });
 }
 
-/** The `websocket` handler of every MQTT endpoint of a `Bun.serve` server. */
-export function websocketHandler(broker: Broker): WebSocketHandler<WsData> {
+/** The WebSocket handlers of every MQTT endpoint of an HTTP server (the runtime applies Bun's settings: no idle timeout, no pings, no compression). */
+export function websocketHandler(broker: Broker): WsHandlers<WsData> {
   const lim = broker.limits;
   return {
     // A message may hold several packets; beyond this one the client is cut off (close 1009).
     maxPayloadLength: lim.maxPacketSize + 64 * 1024,
-    // Writes stop at the first buffered message (WsTransport.write): the connection's own bounds apply.
-    backpressureLimit: 0,
-    closeOnBackpressureLimit: false,
-    // MQTT keep alive and the connect timeout govern idle connections.
-    idleTimeout: 0,
-    sendPings: false,
-    perMessageDeflate: false,
     open(ws) {
       ws.data.conn = new Connection(new WsTransport(ws), broker, ws.data.listener);
     },
@@ -173,7 +170,7 @@ export function websocketHandler(broker: Broker): WebSocketHandler<WsData> {
     close(ws) {
       ws.data.conn?.onClose();
     },
-    error(err, ws) {
+    error(ws, err) {
       if (log.debugEnabled) log.debug("websocket error", { client: ws.data.conn?.clientId, listener: ws.data.listener.url, err });
     },
   };

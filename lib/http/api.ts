@@ -248,7 +248,7 @@ async function publish(ctx: HttpContext, req: Request): Promise<Response> {
     const end = Date.now() + COMMIT_WAIT_MS;
     while (j.committedEpoch < needs) {
       if (Date.now() > end) return jsonError(503, "the store did not commit the message in time");
-      await Bun.sleep(1);
+      await new Promise((r) => setTimeout(r, 1));
     }
   }
   return json({ topic: p.topic, qos: p.qos, retain: p.retain, size: payload.length, routed: routed === Routed.Delivered ? "delivered" : routed === Routed.NoMatch ? "no matching subscriber" : "dropped by every subscriber" });
@@ -280,7 +280,7 @@ function events(ctx: HttpContext, req: Request): Response {
   const hub = liveHub(ctx.broker);
   if (hub.full) return tooManyStreams();
   const s = new SseStream();
-  ctx.server.timeout(req, 0); // a stream outlives the server's idle timeout
+  ctx.request.noTimeout(); // a stream outlives the server's idle timeout
   hub.addStream(s);
   s.send("hello", { version: VERSION, events: hub.events, stats: hub.stats() });
   return s.response;
@@ -294,7 +294,7 @@ function watch(ctx: HttpContext, req: Request): Response {
   const hub = liveHub(ctx.broker);
   if (hub.full) return tooManyStreams();
   const s = new SseStream();
-  ctx.server.timeout(req, 0);
+  ctx.request.noTimeout();
   hub.addWatch(s, filter);
   s.send("watching", { filter });
   return s.response;

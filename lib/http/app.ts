@@ -15,9 +15,9 @@
  * rebinding).
  */
 import { timingSafeEqual } from "node:crypto";
-import type { Server } from "bun";
 import type { Broker } from "../broker.ts";
 import type { ListenerInfo } from "../listener-info.ts";
+import type { RequestInfo } from "../runtime/index.ts";
 import type { WsData } from "../websocket.ts";
 import { handleApi } from "./api.ts";
 import { handleDashboard } from "./dashboard.ts";
@@ -27,7 +27,8 @@ import { prometheusText } from "./prometheus.ts";
 export interface HttpContext {
   readonly broker: Broker;
   readonly listener: ListenerInfo;
-  readonly server: Server<WsData>;
+  /** The request as the HTTP server sees it: the peer's address, `noTimeout()` for streams. */
+  readonly request: RequestInfo<WsData>;
   /** The request's URL, parsed once. */
   readonly url: URL;
 }
@@ -51,7 +52,7 @@ export class HttpApp {
     liveHub(broker);
   }
 
-  fetch(req: Request, server: Server<WsData>): Response | Promise<Response> {
+  fetch(req: Request, info: RequestInfo<WsData>): Response | Promise<Response> {
     const url = new URL(req.url);
     const path = url.pathname;
     if (path === "/healthz") return this.health(req);
@@ -63,7 +64,7 @@ export class HttpApp {
       });
     }
     if (req.method !== "GET" && req.method !== "HEAD" && !this.sameOrigin(req)) return jsonError(403, "cross-origin request refused");
-    const ctx: HttpContext = { broker: this.broker, listener: this.listener, server, url };
+    const ctx: HttpContext = { broker: this.broker, listener: this.listener, request: info, url };
     if (path === "/metrics") {
       if (req.method !== "GET") return jsonError(405, "GET only");
       return new Response(prometheusText(this.broker), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Cache-Control": "no-store" } });

@@ -1,10 +1,11 @@
 /**
  * @module runtime/bun
  * The Bun runtime: bun:sqlite, Bun.listen / Bun.connect (bun-net.ts),
- * Bun.password and Bun.hash, passed straight
+ * Bun.serve (bun-http.ts), Bun.password and Bun.hash, passed straight
  * through. Only Bun loads this module (runtime/index.ts).
  */
 import { Database } from "bun:sqlite";
+import { bunServeHttp } from "./bun-http.ts";
 import { bunDialTcp, bunListenTcp } from "./bun-net.ts";
 import type { Runtime, SqlDatabase, SqlStatement } from "./types.ts";
 
@@ -26,6 +27,7 @@ export const bunRuntime: Runtime = {
   isBusy: (err) => (err as { code?: unknown } | null)?.code === "SQLITE_BUSY",
   listenTcp: bunListenTcp,
   dialTcp: bunDialTcp,
+  serveHttp: bunServeHttp,
   verifyPassword: (password, hash) => Bun.password.verify(password, hash).catch(() => false),
   hashPassword: (password) => Bun.password.hash(password, "argon2id"),
   hash: (data) => Bun.hash(data).toString(36),

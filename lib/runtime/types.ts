@@ -117,6 +117,7 @@ export interface ServerSocket<T> {
   terminate(): void;
 }
 
+/** Called as plain functions, not as methods (Bun gets them unbound). */
 export interface WsHandlers<T> {
   /** Largest message accepted; beyond it the socket is closed (1009). */
   maxPayloadLength: number;
@@ -152,8 +153,20 @@ export interface HttpServeOptions<T> {
 }
 
 export interface HttpServerHandle {
+  /** The bound port (port 0 resolved). */
   readonly port: number;
+  /**
+   * Stop accepting; open connections go on (the broker's last DISCONNECTs
+   * still leave). With `closeActive`, close every connection too.
+   */
   stop(closeActive: boolean): void;
+  /**
+   * A restart replaced this server (a new one is bound on the port): stop
+   * accepting now. Its WebSockets go on where the runtime can keep them
+   * (Bun: as `stop(false)`); under Deno they are closed (1001), as stopping
+   * a Deno.serve server does.
+   */
+  retire(): void;
 }
 
 // ---------------------------------------------------------------- the runtime
@@ -169,6 +182,8 @@ export interface Runtime {
   isBusy(err: unknown): boolean;
   listenTcp(opts: TcpServerOptions): TcpServer;
   dialTcp(opts: DialOptions): Promise<Link>;
+  /** Bind an HTTP server whose requests may upgrade to WebSockets (throws synchronously when it cannot bind). */
+  serveHttp<T>(opts: HttpServeOptions<T>): HttpServerHandle;
   /** Verify a password against an argon2 or bcrypt hash without blocking the event loop. Never rejects on a bad hash: false. */
   verifyPassword(password: string, hash: string): Promise<boolean>;
   /** An argon2id hash (PHC string). */
