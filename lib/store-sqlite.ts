@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { log } from "./log.ts";
 import type { QoS } from "./message.ts";
-import { runtime, type SqlDatabase, type SqlStatement, type SqlValue } from "./runtime/index.ts";
+import { runtime, type SqlDatabase, type SqlDriver, type SqlStatement, type SqlValue } from "./runtime/index.ts";
 import type { Will } from "./session.ts";
 import type { Snapshot, Store, StoredDelivery, StoredMessage, StoredSession, StoredSubscription } from "./store.ts";
 
@@ -63,6 +63,8 @@ export interface SqliteOptions {
   synchronous: "normal" | "full";
   /** Called when a write fails; must not return normally (default: log and exit 1). */
   onFatal?: (err: unknown) => never;
+  /** The SQLite to open the file with (default: the runtime's; the store contract runs on each). */
+  driver?: SqlDriver;
 }
 
 function exitOnStorageFailure(err: unknown): never {
@@ -80,14 +82,16 @@ export class SqliteStore implements Store {
   private readonly onFatal: (err: unknown) => never;
   /** The owner-pid file written once the lock is ours (removed on close). */
   private lockPath: string | null = null;
+  private readonly driver: SqlDriver;
 
   constructor(path: string, opts: SqliteOptions = { synchronous: "normal" }) {
     this.description = `sqlite:${path}`;
     this.durable = path !== ":memory:";
     this.onFatal = opts.onFatal ?? exitOnStorageFailure;
+    this.driver = opts.driver ?? runtime();
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      this.db = runtime().openDatabase(path);
+      this.db = this.driver.openDatabase(path);
       this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // One broker per database: the exclusive lock is the OS's (fcntl), held
       // until close or process death (kill -9 included), and in WAL mode it also
@@ -143,7 +147,7 @@ export class SqliteStore implements Store {
       this.db.exec("BEGIN EXCLUSIVE");
       this.db.exec("COMMIT");
     } catch (err) {
-      if (!runtime().isBusy(err)) throw err;
+      if (!this.driver.isBusy(err)) throw err;
       let owner = "another process";
       try {
         const pid = Number.parseInt(readFileSync(lockFile(path), "utf8"), 10);

@@ -8,8 +8,41 @@
  * it is undefined, and no Bun code path reaches this module.
  *
  * Add an area's members to its section and to `DenoApi` at the bottom.
- * (TCP and TLS sockets are declared in deno-net-api.ts for now.)
  */
+
+// ---------------------------------------------------------------- TCP and TLS sockets (deno-net.ts)
+
+export interface DenoConn {
+  readonly remoteAddr: unknown;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+}
+
+export interface DenoTlsConn extends DenoConn {
+  handshake(): Promise<unknown>;
+}
+
+export interface DenoListener {
+  readonly addr: unknown;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+
+interface DenoListenOptions {
+  hostname: string;
+  port: number;
+  reusePort?: boolean;
+}
+
+interface NetApi {
+  listen(o: DenoListenOptions): DenoListener;
+  listenTls(o: DenoListenOptions & { cert: string; key: string }): DenoListener;
+  connect(o: { hostname: string; port: number }): Promise<DenoConn>;
+  connectTls(o: { hostname: string; port: number; serverName?: string; caCerts?: string[]; cert?: string; key?: string }): Promise<DenoTlsConn>;
+}
 
 // ---------------------------------------------------------------- HTTP and WebSocket (deno-http.ts)
 
@@ -74,6 +107,12 @@ interface HttpApi {
   upgradeWebSocket(req: Request, options?: DenoUpgradeOptions): { socket: DenoWebSocket; response: Response };
 }
 
+// ---------------------------------------------------------------- the process (deno.ts)
+
+interface ProcessApi {
+  readonly version: { readonly deno: string };
+}
+
 // ---------------------------------------------------------------- unstable features
 
 interface UnstableProbes {
@@ -84,6 +123,6 @@ interface UnstableProbes {
 // ---------------------------------------------------------------- the global
 
 /** What lib/ uses of `Deno`: one intersection member per area. */
-export type DenoApi = HttpApi & UnstableProbes;
+export type DenoApi = NetApi & HttpApi & ProcessApi & UnstableProbes;
 
 export const Deno: DenoApi = (globalThis as unknown as { Deno: DenoApi }).Deno;

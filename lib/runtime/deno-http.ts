@@ -43,10 +43,10 @@
  *   no idle timeout for responses.
  */
 import { Buffer } from "node:buffer";
-import { createPrivateKey } from "node:crypto";
 import { setImmediate } from "node:timers";
 import { Deno, type DenoWebSocket } from "./deno-globals.ts";
-import type { HttpServeOptions, HttpServerHandle, RequestInfo, ServerSocket, TlsOptions, WsHandlers } from "./types.ts";
+import { denoServerTls, requireUnstableNet } from "./deno-tls.ts";
+import type { HttpServeOptions, HttpServerHandle, RequestInfo, ServerSocket, WsHandlers } from "./types.ts";
 
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 const WS_POLICY_VIOLATION = 1008;
@@ -276,16 +276,6 @@ export class DenoServerSocket<T> implements ServerSocket<T> {
 
 // ---------------------------------------------------------------- the server
 
-/** Deno.serve's TLS options: a certificate and an unencrypted key, nothing else. */
-function denoTls(tls: TlsOptions): { cert: string; key: string } {
-  const refuse = (what: string) => new Error(`${what} is not supported for WebSocket and HTTP listeners under Deno (Deno.serve takes a certificate and a key only); run this listener under Bun`);
-  if (tls.requestCert === true) throw refuse("client certificates (tls.requireClientCert)");
-  if (tls.secureOptions !== undefined) throw refuse("tls.minVersion TLSv1.3");
-  if (tls.ciphers !== undefined) throw refuse("tls.ciphers");
-  const key = tls.passphrase === undefined ? tls.key! : (createPrivateKey({ key: tls.key!, passphrase: tls.passphrase }).export({ type: "pkcs8", format: "pem" }) as string);
-  return { cert: tls.cert!, key };
-}
-
 const plain = { "Content-Type": "text/plain; charset=utf-8" };
 
 /** `req` with its body bounded to `max` bytes, or the 413 to answer. */
@@ -307,10 +297,7 @@ function boundedBody(req: Request, max: number): Request | Response {
 }
 
 export function denoServeHttp<T>(opts: HttpServeOptions<T>): HttpServerHandle {
-  if (opts.reusePort && !unstableNet()) {
-    // Deno would end the process (exit 70) rather than throw.
-    throw new Error('SO_REUSEPORT (a TLS listener, so that certificates can be reloaded) needs Deno\'s --unstable-net flag, or "unstable": ["net"] in deno.json');
-  }
+  if (opts.reusePort) requireUnstableNet();
   const sockets: Sockets = { open: new Set(), onEmpty: null };
   const handlers = opts.websocket;
   const holdLimit = Math.max(HOLD_MIN_BYTES, 2 * handlers.maxPayloadLength);
@@ -324,7 +311,7 @@ export function denoServeHttp<T>(opts: HttpServeOptions<T>): HttpServerHandle {
       hostname: opts.host,
       port: opts.port,
       ...(opts.reusePort ? { reusePort: true } : {}),
-      ...(opts.tls !== null ? denoTls(opts.tls) : {}),
+      ...(opts.tls !== null ? denoServerTls(opts.tls, "WebSocket and HTTP") : {}),
       onListen() {},
       onError: (err) => opts.error(err instanceof Error ? err : new Error(String(err))),
     },
@@ -384,11 +371,6 @@ export function denoServeHttp<T>(opts: HttpServeOptions<T>): HttpServerHandle {
     },
     retire: shutdown,
   };
-}
-
-/** Is --unstable-net on? `Deno.listenDatagram` exists only then. */
-function unstableNet(): boolean {
-  return typeof Deno.listenDatagram === "function";
 }
 
 function noResponse(): Response {

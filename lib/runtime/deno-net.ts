@@ -22,11 +22,11 @@
  * never ends. Deno's TLS listener cannot request client certificates: a
  * listener with `requireClientCert` refuses to start under Deno.
  */
-import { createPrivateKey } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import type { Transport } from "../transport.ts";
-import { Deno, type DenoConn, type DenoListener } from "./deno-net-api.ts";
-import type { DialOptions, Link, StreamSink, TcpServer, TcpServerOptions, TlsOptions } from "./types.ts";
+import { Deno, type DenoConn, type DenoListener } from "./deno-globals.ts";
+import { denoServerTls, plainKey, requireUnstableNet } from "./deno-tls.ts";
+import type { DialOptions, Link, StreamSink, TcpServer, TcpServerOptions } from "./types.ts";
 
 const READ_SIZE = 64 * 1024;
 
@@ -169,19 +169,11 @@ export class DenoConnTransport implements Transport {
   }
 }
 
-/** Deno wants an unencrypted key: decrypt it here with its passphrase. */
-function plainKey(tls: TlsOptions): string {
-  if (tls.passphrase === undefined) return tls.key!;
-  return createPrivateKey({ key: tls.key!, passphrase: tls.passphrase }).export({ type: "pkcs8", format: "pem" }) as string;
-}
-
 export function denoListenTcp(opts: TcpServerOptions): TcpServer {
   const tls = opts.tls;
-  if (tls?.requestCert === true) {
-    throw new Error("client certificates (tls.requireClientCert) are not supported under Deno: its TLS listener cannot request them; run this listener under Bun");
-  }
+  if (opts.reusePort) requireUnstableNet();
   const base = { hostname: opts.host, port: opts.port, ...(opts.reusePort ? { reusePort: true } : {}) };
-  const listener: DenoListener = tls === null ? Deno.listen(base) : Deno.listenTls({ ...base, cert: tls.cert!, key: plainKey(tls) });
+  const listener: DenoListener = tls === null ? Deno.listen(base) : Deno.listenTls({ ...base, ...denoServerTls(tls, "MQTT") });
   const open = new Set<DenoConnTransport>();
   let stopped = false;
   void (async () => {

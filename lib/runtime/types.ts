@@ -35,6 +35,14 @@ export interface SqlDatabase {
   close(): void;
 }
 
+/** Opens SQLite databases: bun:sqlite (bun.ts) or node:sqlite (node-sqlite.ts). A `Runtime` is one. */
+export interface SqlDriver {
+  /** Open (creating) the SQLite file at `path`, or ":memory:". */
+  openDatabase(path: string): SqlDatabase;
+  /** Is `err` SQLite's SQLITE_BUSY (the database is locked by someone else)? */
+  isBusy(err: unknown): boolean;
+}
+
 // ---------------------------------------------------------------- TLS
 
 /** TLS options as PEM text (tls-material.ts reads the files). */
@@ -171,15 +179,11 @@ export interface HttpServerHandle {
 
 // ---------------------------------------------------------------- the runtime
 
-export interface Runtime {
+export interface Runtime extends SqlDriver {
   /** "bun" or "deno". */
   readonly name: "bun" | "deno";
   /** The runtime's version, for the start line. */
   readonly version: string;
-  /** Open (creating) the SQLite file at `path`, or ":memory:". */
-  openDatabase(path: string): SqlDatabase;
-  /** Is `err` SQLite's SQLITE_BUSY (the database is locked by someone else)? */
-  isBusy(err: unknown): boolean;
   listenTcp(opts: TcpServerOptions): TcpServer;
   dialTcp(opts: DialOptions): Promise<Link>;
   /** Bind an HTTP server whose requests may upgrade to WebSockets (throws synchronously when it cannot bind). */
