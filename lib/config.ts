@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { BridgesSchema, resolveBridgePaths } from "./bridge/config.ts";
+import { jsonErrorAt } from "./json-error.ts";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
@@ -454,18 +455,29 @@ export function loadConfig(path: string | undefined, overrides: Overrides = {}):
   return parseConfig(applyOverrides(raw, overrides), `${path ?? "config"} with the overrides`, baseDir);
 }
 
+const FS_REASONS: Record<string, string> = {
+  ENOENT: "no such file",
+  EISDIR: "it is a directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ENOTDIR: "a part of the path is not a directory",
+};
+
 function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+    // The code, not the message: node:fs's messages differ between Bun and Deno.
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(`cannot read config file ${path}: ${code === undefined ? (err as Error).message : `${FS_REASONS[code] ?? "cannot open it"} (${code})`}`);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    // Not the engine's message: it differs between Bun and Deno.
+    throw new ConfigError(`config file ${path} is not valid JSON: ${jsonErrorAt(text) ?? (err as Error).message}`);
   }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(`config file ${path} must hold a JSON object`);

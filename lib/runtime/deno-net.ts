@@ -7,11 +7,15 @@
  * Deno's socket I/O is async where the Transport seam is synchronous (Bun's
  * `write` returns the bytes taken). The count is emulated with one write in
  * flight: a write while none is in flight is copied and taken whole; a write
- * while one is in flight takes nothing, so the connection keeps the bytes in
- * its own bounded output (where the pending-output bound and the drain
- * timeout see them, as on Bun) and is told `onDrain` when the write
- * completes. The kernel's send buffer is what the in-flight write waits on,
- * so a peer that does not read backs up here exactly as on Bun.
+ * while one is in flight is copied behind it, up to SEND_BUDGET bytes held,
+ * and takes only what fits (the budget stands for the part of the kernel's
+ * send buffer that Bun's synchronous write fills and Deno's async one
+ * cannot). What does not fit stays in the connection's own bounded output,
+ * where the pending-output bound and the drain timeout see it as on Bun, and
+ * the connection is told `onDrain` once the held bytes are written. The
+ * in-flight write waits on the kernel, so a peer that does not read backs up
+ * here exactly as on Bun: the held bytes are bounded, the rest is the
+ * connection's.
  *
  * Reading: one read in flight, into a reused buffer copied per chunk (the
  * connection may keep a chunk's bytes across calls). `pauseReading` stops
@@ -29,6 +33,12 @@ import { denoServerTls, plainKey, requireUnstableNet } from "./deno-tls.ts";
 import type { DialOptions, Link, StreamSink, TcpServer, TcpServerOptions } from "./types.ts";
 
 const READ_SIZE = 64 * 1024;
+/**
+ * Bytes held behind the write in flight. Without it, every message written
+ * while one is in flight would count as not draining, and a busy but healthy
+ * subscriber would lose QoS 0 messages that Bun's kernel buffer absorbs.
+ */
+const SEND_BUDGET = 256 * 1024;
 
 /** Where the write side goes once the write in flight is done. */
 const enum End {
@@ -40,10 +50,16 @@ const enum End {
 export class DenoConnTransport implements Transport {
   private sink: StreamSink | null = null;
   private writing = false;
+  /** Copies of what was taken while a write was in flight, written next as one. */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
   /** A write was refused while one was in flight: say `onDrain` when it completes. */
   private wantDrain = false;
   private end = End.None;
+  /** Gone for the connection: closed by us, or EOF / reset from the peer. */
   private closed = false;
+  /** The Deno socket itself was closed (once). */
+  private connClosed = false;
   private paused = false;
   private resumeReader: (() => void) | null = null;
   readonly remoteAddress: string;
@@ -70,21 +86,29 @@ export class DenoConnTransport implements Transport {
   write(buf: Buffer, offset: number, length: number): number {
     if (this.closed || this.end !== End.None) return -1;
     if (this.writing) {
-      this.wantDrain = true;
-      return 0;
+      const take = Math.min(length, SEND_BUDGET - this.heldBytes);
+      if (take < length) this.wantDrain = true;
+      if (take <= 0) return 0;
+      // Copies: the caller reuses its buffer once the bytes are taken.
+      this.held.push(Buffer.from(buf.subarray(offset, offset + take)));
+      this.heldBytes += take;
+      return take;
     }
     this.writing = true;
-    // A copy: the caller reuses its buffer once the bytes are taken.
     void this.flush(Buffer.from(buf.subarray(offset, offset + length)));
     return length;
   }
 
-  private async flush(data: Uint8Array): Promise<void> {
+  private async flush(first: Uint8Array): Promise<void> {
     try {
-      let off = 0;
-      while (off < data.length) off += await this.conn.write(off === 0 ? data : data.subarray(off));
+      for (let data: Uint8Array | null = first; data !== null; data = this.takeHeld()) {
+        let off = 0;
+        while (off < data.length) off += await this.conn.write(off === 0 ? data : data.subarray(off));
+      }
     } catch {
       this.writing = false;
+      this.held = [];
+      this.heldBytes = 0;
       this.abort();
       return;
     }
@@ -113,8 +137,18 @@ export class DenoConnTransport implements Transport {
       if (n === null) break;
       this.sink!.onData(Buffer.from(buf.subarray(0, n)));
     }
-    this.gone();
+    // EOF or reset: close our side too (as Bun does; a half-open socket would linger).
+    this.abort();
     this.sink!.onClose();
+  }
+
+  /** What was held behind the write that just completed, as one buffer; null when nothing was. */
+  private takeHeld(): Uint8Array | null {
+    if (this.heldBytes === 0) return null;
+    const data = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held, this.heldBytes);
+    this.held = [];
+    this.heldBytes = 0;
+    return data;
   }
 
   pauseReading(): void {
@@ -141,11 +175,15 @@ export class DenoConnTransport implements Transport {
     if (!this.writing) this.finish();
   }
   abort(): void {
-    if (this.closed) return;
     this.gone();
-    try {
-      this.conn.close();
-    } catch {}
+    // Not guarded by `closed`: the peer's EOF marks the transport gone before a deferred
+    // close() runs, and the socket must still be closed then (else it sits in CLOSE-WAIT).
+    if (!this.connClosed) {
+      this.connClosed = true;
+      try {
+        this.conn.close();
+      } catch {}
+    }
     // A paused reader would never see the close.
     this.resumeReading();
   }
@@ -176,8 +214,11 @@ export function denoListenTcp(opts: TcpServerOptions): TcpServer {
   const listener: DenoListener = tls === null ? Deno.listen(base) : Deno.listenTls({ ...base, ...denoServerTls(tls, "MQTT") });
   const open = new Set<DenoConnTransport>();
   let stopped = false;
-  void (async () => {
+  // The loop starts on a later microtask: a listener stopped in the same turn (a port probe)
+  // never has an accept pending, which would keep Deno's socket, and so the port, bound past close().
+  queueMicrotask(async () => {
     for (;;) {
+      if (stopped) return;
       let conn: DenoConn;
       try {
         conn = await listener.accept();
@@ -197,7 +238,7 @@ export function denoListenTcp(opts: TcpServerOptions): TcpServer {
       open.add(t);
       t.start(sink);
     }
-  })();
+  });
   return {
     port: (listener.addr as { port: number }).port,
     stop(closeActive) {
