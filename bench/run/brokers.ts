@@ -12,7 +12,7 @@ import type { Subprocess } from "bun";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchCerts } from "./certs.ts";
-import { BROKER_TS, die, MOSQUITTO } from "./env.ts";
+import { BROKER_DENO_TS, BROKER_TS, DENO, die, MOSQUITTO } from "./env.ts";
 import type { BunmqMode } from "./matrix.ts";
 import { bunmqListener, bunmqProtocol, mosquittoListener, type Transport, WS_PATH } from "./transports.ts";
 
@@ -61,11 +61,18 @@ let seq = 0;
  * transports existed); any other transport gets a config file whose only
  * listener is of that protocol (TLS with the run's certificates).
  */
-export async function startBunmq(mode: BunmqMode, out: string, transport: Transport = "tcp", certs: BenchCerts | null = null): Promise<ManagedBroker> {
+export async function startBunmq(
+  mode: BunmqMode,
+  out: string,
+  transport: Transport = "tcp",
+  certs: BenchCerts | null = null,
+  runtime: "bun" | "deno" = "bun",
+): Promise<ManagedBroker> {
   const n = ++seq;
-  const tag = transport === "tcp" ? mode : `${mode}.${transport}`;
+  const tag = (transport === "tcp" ? mode : `${mode}.${transport}`) + (runtime === "deno" ? ".deno" : "");
   const log = join(out, `bunmq.${n}.${tag}.log`);
-  const args = [process.execPath, BROKER_TS, "--port", "0", "--log-level", "warn"];
+  const entry = runtime === "deno" ? [DENO, "run", "-A", BROKER_DENO_TS] : [process.execPath, BROKER_TS];
+  const args = [...entry, "--port", "0", "--log-level", "warn"];
   const cfg: Record<string, unknown> = {};
   if (transport !== "tcp") cfg.listeners = [bunmqListener(transport, certs)];
   if (mode === "memory") args.push("--data", ":memory:");
@@ -76,7 +83,7 @@ export async function startBunmq(mode: BunmqMode, out: string, transport: Transp
     args.push("--data", db);
   }
   if (Object.keys(cfg).length) {
-    const file = join(out, `bunmq-${tag.replace(".", "-")}.json`);
+    const file = join(out, `bunmq-${tag.replaceAll(".", "-")}.json`);
     writeFileSync(file, JSON.stringify(cfg, null, 2));
     args.push("--config", file);
   }
@@ -90,14 +97,15 @@ export async function startBunmq(mode: BunmqMode, out: string, transport: Transp
     if (m) {
       const host = m[1]!.replace(/^\[|\]$/g, "");
       const ep: Endpoint = { host, port: Number(m[2]), pid: proc.pid, transport, cafile: certs?.ca ?? "", wsPath: m[3] ?? WS_PATH };
-      return { proc, ep, log, label: transport === "tcp" ? `bunmq (${mode})` : `bunmq (${mode}, ${transport})` };
+      const what = [mode, transport === "tcp" ? "" : transport, runtime === "deno" ? "deno" : ""].filter(Boolean).join(", ");
+      return { proc, ep, log, label: `bunmq (${what})` };
     }
     if (proc.exitCode !== null) break;
     await Bun.sleep(20);
   }
   proc.kill("SIGKILL");
   const err = existsSync(`${log}.err`) ? readFileSync(`${log}.err`, "utf8") : "";
-  die(`bunmq did not start (mode ${mode}, transport ${transport}); log ${log}\n${err.slice(-2000)}`, 1);
+  die(`bunmq did not start (mode ${mode}, transport ${transport}, ${runtime}); log ${log}\n${err.slice(-2000)}`, 1);
 }
 
 /**

@@ -11,6 +11,9 @@ import { dirname, join, resolve } from "node:path";
 
 const ROOT = resolve(dirname(Bun.fileURLToPath(import.meta.url)), "../..");
 export const BROKER_TS = join(ROOT, "broker.ts");
+export const BROKER_DENO_TS = join(ROOT, "broker.deno.ts");
+/** Deno for --runtime deno: $DENO, else the one on PATH. */
+export const DENO = process.env.DENO || Bun.which("deno") || "";
 export const LOADGEN_TS = join(ROOT, "bench", "loadgen.ts");
 /** The C mqtt-loadgen sources, vendored so that nothing outside the repository is needed. */
 export const C_LOADGEN_DIR = join(ROOT, "bench", "mqtt-loadgen");

@@ -4,7 +4,7 @@
  * Anything after `--` is passed to every loadgen run unchanged.
  */
 import { BRIDGE_NAME, BRIDGE_WHAT } from "./bridge.ts";
-import { die, MOSQUITTO } from "./env.ts";
+import { DENO, die, MOSQUITTO } from "./env.ts";
 import { SCENARIOS } from "./matrix.ts";
 import { parseTransports, type Transport } from "./transports.ts";
 
@@ -19,7 +19,11 @@ const USAGE = `usage: bun run bench [options] [-- extra loadgen args]
                        and ratios; "--vs mosquitto" starts ${MOSQUITTO} itself
                        (reference config, fresh process per group, persistence
                        with autosave 1 s for the persist rows)
+                       "--vs bun" starts bunmq under Bun as the B side (see --runtime)
   --vs-pid PID         PID of the --vs broker (CPU%, RSS)
+  --runtime bun|deno   the runtime the managed bunmq (A) runs under (default bun); deno runs
+                       \`deno run -A broker.deno.ts\` ($DENO or deno on PATH) and, without
+                       --vs, compares it with bunmq under Bun (--vs bun): ratios are Deno/Bun
   --names A,B          labels (default bunmq,mosquitto|other)
   --rounds N           rounds (default 1, or 3 with --vs or more than one --transport)
   --duration S         measured seconds per message scenario (default 2)
@@ -71,13 +75,15 @@ export interface Options {
   bridgeMqtt: number;
   /** The bridge scenario: merged into bunmq's bridges[0]. */
   bridgeConfig: Record<string, unknown>;
+  /** The runtime the managed bunmq (side A) runs under. */
+  runtime: "bun" | "deno";
 }
 
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
     target: "", pid: 0, vs: "", vsPid: 0, names: ["bunmq", ""], rounds: 0, duration: 2, warmup: 0.5,
     only: [], loadgen: "ts", transports: ["tcp"], mosquittoNodelay: "off", mqtt: 4, json: false, out: "", extra: [],
-    bridgeMqtt: 5, bridgeConfig: {},
+    bridgeMqtt: 5, bridgeConfig: {}, runtime: "bun",
   };
   let namesSet = false;
   let loadgenSet = false;
@@ -131,6 +137,12 @@ export function parseOptions(argv: string[]): Options {
         break;
       }
       case "--mqtt": o.mqtt = num(); break;
+      case "--runtime": {
+        const v = val();
+        if (v !== "bun" && v !== "deno") die("--runtime bun|deno");
+        o.runtime = v;
+        break;
+      }
       case "--bridge-mqtt": o.bridgeMqtt = num(); break;
       case "--bridge-config": {
         const v = val();
@@ -169,14 +181,22 @@ export function parseOptions(argv: string[]): Options {
   }
   if (o.bridgeMqtt !== 5 || Object.keys(o.bridgeConfig).length) die("--bridge-mqtt and --bridge-config are for --only bridge");
   if (o.target && !/^[^:]+:\d+$/.test(o.target)) die("--target HOST:PORT");
-  if (o.vs && o.vs !== "mosquitto" && !/^[^:]+:\d+$/.test(o.vs)) die("--vs HOST:PORT or --vs mosquitto");
+  if (o.runtime === "deno") {
+    if (o.target) die("--runtime deno starts bunmq itself: no --target");
+    if (!DENO) die("--runtime deno: deno not found ($DENO or PATH; npm install -g deno@2)");
+    if (!o.vs) o.vs = "bun";
+  }
+  if (o.vs && o.vs !== "mosquitto" && o.vs !== "bun" && !/^[^:]+:\d+$/.test(o.vs)) die("--vs HOST:PORT, --vs mosquitto or --vs bun");
   if (o.transports.some((t) => t !== "tcp")) {
     if (loadgenSet && o.loadgen === "ts") die(`--transport ${o.transports.join(",")}: loadgen.ts speaks plain TCP only; use --loadgen c (the default with --transport)`);
     o.loadgen = "c";
   }
-  if (o.transports.length > 1 && (o.target || (o.vs && o.vs !== "mosquitto"))) die("--transport with more than one transport needs brokers the runner starts (a running broker has one port): no --target, no --vs HOST:PORT");
+  if (o.transports.length > 1 && (o.target || (o.vs && o.vs !== "mosquitto" && o.vs !== "bun"))) die("--transport with more than one transport needs brokers the runner starts (a running broker has one port): no --target, no --vs HOST:PORT");
   if (o.mosquittoNodelay !== "off" && o.vs !== "mosquitto") die("--mosquitto-nodelay needs --vs mosquitto");
   if (!o.rounds) o.rounds = o.vs || o.transports.length > 1 ? 3 : 1;
-  if (!namesSet) o.names = [o.target ? "target" : "bunmq", o.vs === "mosquitto" ? "mosquitto" : "other"];
+  if (!namesSet) {
+    const a = o.target ? "target" : o.runtime === "deno" ? "deno" : "bunmq";
+    o.names = [a, o.vs === "mosquitto" ? "mosquitto" : o.vs === "bun" ? (a === "bunmq" ? "bunmq-bun" : "bun") : "other"];
+  }
   return o;
 }

@@ -39,7 +39,8 @@ function brief(s: ScenarioDef, r: RunResult): string {
 export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cPath: string): Promise<MatrixResult> {
   const progress = (s: string) => process.stderr.write(s + "\n");
   const managedA = !o.target;
-  const managedB = o.vs === "mosquitto";
+  const managedB = o.vs === "mosquitto" || o.vs === "bun";
+  const bunB = o.vs === "bun";
   const variants = variantsOf(o);
   const fixed = (v: Variant): Endpoint | null => {
     if (v.side === "A" && !managedA) return parseHostPort(o.target, o.pid, v.transport);
@@ -59,12 +60,13 @@ export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cP
   }
 
   const labels = new Map<string, string>();
-  const keyOf = (s: ScenarioDef, v: Variant) => (v.side === "B" && s.bKey ? s.bKey : s.name);
+  // A bunmq B side runs every persist row (its durability modes are A's); Mosquitto has one persist mode.
+  const keyOf = (s: ScenarioDef, v: Variant) => (v.side === "B" && s.bKey && !bunB ? s.bKey : s.name);
   const labelOf = (s: ScenarioDef, v: Variant) => labels.get(`${v.id}:${keyOf(s, v)}`) ?? v.name;
 
   progress(
-    `bench: ${managedA ? "bunmq (started per group)" : `${o.names[0]}=${o.target}`}` +
-      (o.vs ? ` vs ${o.names[1]}=${managedB ? "mosquitto (started per group)" : o.vs}` : "") +
+    `bench: ${managedA ? `bunmq under ${o.runtime} (started per group)` : `${o.names[0]}=${o.target}`}` +
+      (o.vs ? ` vs ${o.names[1]}=${bunB ? "bunmq under bun (started per group)" : managedB ? "mosquitto (started per group)" : o.vs}` : "") +
       `; transport ${o.transports.join(",")}` +
       (managedB && o.mosquittoNodelay !== "off" ? `; mosquitto set_tcp_nodelay ${o.mosquittoNodelay === "both" ? "false and true" : "true"}` : "") +
       `; ${list.length} scenarios x ${variants.length} variant(s) x ${o.rounds} round(s); ${o.duration}+${o.warmup} s; loadgen ${o.loadgen}; mqtt ${o.mqtt}; logs ${out}`,
@@ -89,12 +91,13 @@ export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cP
           const mode = g.scen[0]!.mode;
           const isPersist = g.scen.some((s) => s.bKey === "persist");
           const tv = variants.filter((v) => v.transport === t);
-          const runs = (s: ScenarioDef, v: Variant) => !skipReason(o, s, v, mosquittoWs) && !(v.side === "B" && s.bKey && bDone.has(`${v.id}:${s.bKey}`));
+          const runs = (s: ScenarioDef, v: Variant) => !skipReason(o, s, v, mosquittoWs) && !(v.side === "B" && s.bKey && !bunB && bDone.has(`${v.id}:${s.bKey}`));
           const brokers = new Map<string, ManagedBroker>();
           for (const v of tv) {
             if (!g.scen.some((s) => runs(s, v))) continue;
-            if (v.side === "A" && managedA) brokers.set(v.id, await startBunmq(mode, out, t, certs));
-            if (v.side === "B" && managedB) brokers.set(v.id, await startMosquitto(isPersist, out, { transport: t, certs, nodelay: v.nodelay }));
+            if (v.side === "A" && managedA) brokers.set(v.id, await startBunmq(mode, out, t, certs, o.runtime));
+            if (v.side === "B" && bunB) brokers.set(v.id, await startBunmq(mode, out, t, certs, "bun"));
+            else if (v.side === "B" && managedB) brokers.set(v.id, await startMosquitto(isPersist, out, { transport: t, certs, nodelay: v.nodelay }));
           }
           live = [...brokers.values()];
           for (const s of g.scen) {
@@ -106,7 +109,7 @@ export async function runMatrix(o: Options, list: ScenarioDef[], out: string, cP
                 continue;
               }
               const key = keyOf(s, v);
-              if (v.side === "B" && s.bKey) {
+              if (v.side === "B" && s.bKey && !bunB) {
                 if (bDone.has(`${v.id}:${s.bKey}`)) continue;
                 bDone.add(`${v.id}:${s.bKey}`);
               }

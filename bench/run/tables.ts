@@ -103,8 +103,10 @@ export function summarize(
   for (const s of list) {
     for (const v of variants) {
       const side = v.side;
-      const key = side === "B" && s.bKey ? s.bKey : s.name;
-      const rs = results.filter((r) => r.variant === v.id && r.scenario === key);
+      // A Mosquitto B side ran the persist rows once under their shared key; a bunmq one ran each.
+      const of = (key: string) => results.filter((r) => r.variant === v.id && r.scenario === key);
+      let rs = of(s.name);
+      if (!rs.length && side === "B" && s.bKey) rs = of(s.bKey);
       if (!rs.length) continue;
       const medians: Record<string, number | null> = {};
       for (const k of keys) medians[k] = pick(rs, k);
