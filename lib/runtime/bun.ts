@@ -30,6 +30,7 @@ export const bunRuntime: Runtime = {
   serveHttp: bunServeHttp,
   verifyPassword: (password, hash) => Bun.password.verify(password, hash).catch(() => false),
   hashPassword: (password) => Bun.password.hash(password, "argon2id"),
+  copyBytes: (src, start, end, dst, at) => void src.copy(dst, at, start, end),
   hash: (data) => Bun.hash(data).toString(36),
   tlsClientCertificates: true,
 };

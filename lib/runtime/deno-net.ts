@@ -17,8 +17,8 @@
  * here exactly as on Bun: the held bytes are bounded, the rest is the
  * connection's.
  *
- * Reading: one read in flight, into a reused buffer copied per chunk (the
- * connection may keep a chunk's bytes across calls). `pauseReading` stops
+ * Reading: one read in flight, into an arena whose bytes are never reused
+ * (see readLoop). `pauseReading` stops
  * issuing reads, so a held-back publisher backs up in the kernel.
  *
  * TLS: the accept loop hands the socket over before the handshake (Deno runs
@@ -32,7 +32,10 @@ import { Deno, type DenoConn, type DenoListener } from "./deno-globals.ts";
 import { denoServerTls, plainKey, requireUnstableNet } from "./deno-tls.ts";
 import type { DialOptions, Link, StreamSink, TcpServer, TcpServerOptions } from "./types.ts";
 
-const READ_SIZE = 64 * 1024;
+/** Read arenas: the first of a socket, the largest, and the least room a read is given. */
+const ARENA_MIN = 16 * 1024;
+const ARENA_MAX = 256 * 1024;
+const READ_MIN = 4 * 1024;
 /**
  * Bytes held behind the write in flight. Without it, every message written
  * while one is in flight would count as not draining, and a busy but healthy
@@ -123,19 +126,37 @@ export class DenoConnTransport implements Transport {
     }
   }
 
+  /**
+   * Reads go into an arena, each into the part after the last, and each chunk
+   * is a view of its bytes: no copy, and no chunk is ever overwritten (the
+   * connection may keep one across calls). A full arena is replaced, not
+   * reused; one that a read filled to the end is replaced by one twice its
+   * size (up to ARENA_MAX), so a busy socket reads in large chunks while an
+   * idle one holds ARENA_MIN, mostly untouched pages.
+   */
   private async readLoop(): Promise<void> {
-    const buf = new Uint8Array(READ_SIZE);
+    let size = ARENA_MIN;
+    let arena = new Uint8Array(size);
+    let off = 0;
     for (;;) {
       if (this.paused) await new Promise<void>((r) => (this.resumeReader = r));
       if (this.closed) break;
+      if (arena.length - off < READ_MIN) {
+        arena = new Uint8Array(size);
+        off = 0;
+      }
+      const room = arena.length - off;
       let n: number | null;
       try {
-        n = await this.conn.read(buf);
+        n = await this.conn.read(arena.subarray(off));
       } catch {
         n = null; // reset, or closed by us
       }
       if (n === null) break;
-      this.sink!.onData(Buffer.from(buf.subarray(0, n)));
+      const chunk = Buffer.from(arena.buffer, off, n);
+      off += n;
+      if (n === room && size < ARENA_MAX) size *= 2;
+      this.sink!.onData(chunk);
     }
     // EOF or reset: close our side too (as Bun does; a half-open socket would linger).
     this.abort();

@@ -39,6 +39,7 @@ export const denoRuntime: Runtime = {
   serveHttp: denoServeHttp,
   verifyPassword: denoVerifyPassword,
   hashPassword: denoHashPassword,
+  copyBytes: (src, start, end, dst, at) => dst.set(new Uint8Array(src.buffer, src.byteOffset + start, end - start), at),
   hash: hash64,
   tlsClientCertificates: false,
 };
