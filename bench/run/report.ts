@@ -71,7 +71,7 @@ export function printReport(o: Options, list: ScenarioDef[], out: string, m: Mat
     lines.push("Scenarios:");
     for (const s of list) lines.push(`- \`${s.name}\`: ${s.what}`);
     const pers = rows.filter((r) => r.side === "B" && r.scenario.startsWith("persist"));
-    if (pers.length) lines.push(`- ${o.names[1]} persist rows all compare with one run per round of: ${pers[0]!.broker}`);
+    if (pers.length && o.vs !== "bun") lines.push(`- ${o.names[1]} persist rows all compare with one run per round of: ${pers[0]!.broker}`);
     if (o.transports.some(isTls) && (!o.target || o.vs === "mosquitto"))
       lines.push(`- TLS (tls, wss): the C loadgen (OpenSSL) makes a full handshake per connection (no resumption); an ECDSA P-256 server certificate made for this run (${join(out, "certs")}), verified by the loadgen (--cafile)`);
     if (failedRuns.length) {

@@ -32,10 +32,13 @@ import { Deno, type DenoConn, type DenoListener } from "./deno-globals.ts";
 import { denoServerTls, plainKey, requireUnstableNet } from "./deno-tls.ts";
 import type { DialOptions, Link, StreamSink, TcpServer, TcpServerOptions } from "./types.ts";
 
-/** Read arenas: the first of a socket, the largest, and the least room a read is given. */
-const ARENA_MIN = 16 * 1024;
+/**
+ * Read arenas: the first of a socket (small: V8 zero-fills an ArrayBuffer, so
+ * every idle socket's arena is resident) and the largest. An arena with less
+ * than a quarter of it left is replaced.
+ */
+const ARENA_MIN = 2 * 1024;
 const ARENA_MAX = 256 * 1024;
-const READ_MIN = 4 * 1024;
 /**
  * Bytes held behind the write in flight. Without it, every message written
  * while one is in flight would count as not draining, and a busy but healthy
@@ -132,7 +135,7 @@ export class DenoConnTransport implements Transport {
    * connection may keep one across calls). A full arena is replaced, not
    * reused; one that a read filled to the end is replaced by one twice its
    * size (up to ARENA_MAX), so a busy socket reads in large chunks while an
-   * idle one holds ARENA_MIN, mostly untouched pages.
+   * idle one holds ARENA_MIN.
    */
   private async readLoop(): Promise<void> {
     let size = ARENA_MIN;
@@ -141,7 +144,7 @@ export class DenoConnTransport implements Transport {
     for (;;) {
       if (this.paused) await new Promise<void>((r) => (this.resumeReader = r));
       if (this.closed) break;
-      if (arena.length - off < READ_MIN) {
+      if (arena.length - off < arena.length >> 2) {
         arena = new Uint8Array(size);
         off = 0;
       }
