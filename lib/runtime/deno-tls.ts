@@ -19,7 +19,7 @@ export function plainKey(tls: TlsOptions): string {
 /** A server's certificate and key, or an error naming the option Deno cannot honour on `what` listeners. */
 export function denoServerTls(tls: TlsOptions, what: string): { cert: string; key: string } {
   const refuse = (option: string) =>
-    new Error(`${option} is not supported for ${what} listeners under Deno (it takes a certificate and a key only); run this listener under Bun`);
+    new Error(`${option}: not supported on ${what} listeners under Deno (Deno takes a certificate and a key only); run this listener under Bun`);
   if (tls.requestCert === true) throw refuse("client certificates (tls.requireClientCert)");
   if (tls.secureOptions !== undefined) throw refuse("tls.minVersion TLSv1.3");
   if (tls.ciphers !== undefined) throw refuse("tls.ciphers");
