@@ -5,44 +5,21 @@
  * where `deno` is not on PATH.
  */
 import { describe, expect, test } from "bun:test";
-import { join, resolve } from "node:path";
+import { DENO, type DenoRun, runDeno, warnDenoSkip } from "../helpers/deno.ts";
 
-const DENO = Bun.which("deno");
-if (DENO === null) console.warn("tests/deno/password.test.ts: SKIPPED: deno is not on PATH");
+warnDenoSkip("tests/deno/password.test.ts");
 
 const TIMEOUT_MS = 60_000;
 
-type Run = { code: number | null; timedOut: boolean; ok: Set<string>; notOk: string[]; hash: string | null; output: string };
+type Run = DenoRun & { hash: string | null };
 let running: Promise<Run> | null = null;
 
 /** One Deno run shared by the tests below (each argon2 there costs a few hundred ms). */
 function denoRun(): Promise<Run> {
-  running ??= (async () => {
-    const p = Bun.spawn([DENO!, "run", "-A", join(import.meta.dir, "password.deno.ts")], {
-      cwd: resolve(import.meta.dir, "../.."),
-      env: { ...process.env, NO_COLOR: "1" },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      p.kill();
-    }, TIMEOUT_MS);
-    const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
-    const code = await p.exited;
-    clearTimeout(timer);
-    const lines = out.split("\n");
-    return {
-      code,
-      timedOut,
-      ok: new Set(lines.filter((l) => l.startsWith("ok - ")).map((l) => l.slice(5))),
-      notOk: lines.filter((l) => l.startsWith("not ok - ")),
-      hash: lines.find((l) => l.startsWith("HASH "))?.slice(5) ?? null,
-      output: `${out}${err}`,
-    };
-  })();
+  running ??= runDeno(["run", "-A", "tests/deno/password.deno.ts"], TIMEOUT_MS).then((r) => ({
+    ...r,
+    hash: r.stdout.split("\n").find((l) => l.startsWith("HASH "))?.slice(5) ?? null,
+  }));
   return running;
 }
 
