@@ -243,11 +243,13 @@ describe.skipIf(DENO === null)("bunmq under Deno", () => {
     expect(healthy.messages.length).toBeGreaterThan(1);
     const metricsPort = await portOf(broker, "http");
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    // Most of 75 MiB cannot have fitted the stuck socket's buffers, its 64 KiB of pending output and its
-    // queue of 20: dropped and counted (two subscribers at most), as pending-output or queue-full drops.
+    // 75 MiB cannot all fit the stuck socket's buffers, its 64 KiB of pending output, the 256 KiB held
+    // behind its write and its queue of 20: the rest is dropped and counted (two subscribers at most).
+    // How much the kernel takes varies from run to run (loopback autotuning took 36-60 MiB here), so
+    // only "some were dropped" is asserted; the drain-timeout disconnect below shows the output stalled.
     const count = (cause: string) => Number(metrics.match(new RegExp(`^bunmq_dropped_messages_total\\{cause="${cause}"\\} (\\d+)$`, "m"))?.[1] ?? NaN);
     const dropped = count("qos0_pending") + count("queue_full");
-    expect(dropped).toBeGreaterThan(N / 4);
+    expect(dropped).toBeGreaterThan(0);
     expect(dropped).toBeLessThanOrEqual(2 * N);
     // No drain within drainTimeoutMs (1.5 s): the broker says so and closes the stuck connection...
     for (const end = Date.now() + 15_000; !/does not read its output; disconnecting client=deno-stuck/.test(broker.stderr) && Date.now() < end; ) await Bun.sleep(50);
